@@ -1,0 +1,17 @@
+"""Settings for the test suite: the real Postgres and Redis, kept apart from a
+running demo by a Redis database and channel prefix of their own."""
+import os
+
+from .settings import *  # noqa: F401,F403
+from .settings import BASE_DIR
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("CHANNEL_PREFIX", "nasweb-test")},
+    },
+}
+CELERY_BROKER_URL = REDIS_URL
+CHECKPOINT_DIR = __import__("pathlib").Path(os.environ.get("CHECKPOINT_DIR", BASE_DIR / "var" / "test-checkpoints"))
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests

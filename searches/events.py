@@ -1,0 +1,71 @@
+"""Events for the browser, sent through the channel layer after commit.
+
+Postgres holds the truth; an event only tells open pages what changed. Each
+epoch event carries the search's sequence number, so a page that lost its
+connection asks for everything after the last one it saw.
+"""
+from __future__ import annotations
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+log = logging.getLogger(__name__)
+
+
+def group_name(search_id: int) -> str:
+    return f"search-{search_id}"
+
+
+def _send(search_id: int, event: dict) -> None:
+    layer = get_channel_layer()
+    try:
+        async_to_sync(layer.group_send)(group_name(search_id), {"type": "search.event", "event": event})
+    except Exception:  # a lost message costs a redraw, never data: log, don't fail the caller
+        log.warning("could not publish %s event for search %s", event.get("type"), search_id, exc_info=True)
+
+
+def publish_on_commit(search_id: int, event: dict) -> None:
+    """Send ``event`` to the search's pages once the current transaction commits."""
+    transaction.on_commit(lambda: _send(search_id, event))
+
+
+def epoch_event(metric) -> dict:
+    return {
+        "type": "epoch", "seq": metric.seq, "candidate": metric.candidate_id, "epoch": metric.epoch,
+        "train_loss": metric.train_loss, "train_accuracy": metric.train_accuracy,
+        "val_loss": metric.val_loss, "val_accuracy": metric.val_accuracy, "seconds": metric.seconds,
+    }
+
+
+def candidate_event(candidate) -> dict:
+    return {"type": "candidate", "candidate": candidate_data(candidate)}
+
+
+def search_event(search, counts: dict) -> dict:
+    return {"type": "search", "search": search_data(search, counts)}
+
+
+def candidate_data(c) -> dict:
+    """The plain-JSON form of a candidate the page draws (snapshot and events alike)."""
+    return {
+        "id": c.id, "index": c.index, "genotype": c.genotype, "state": c.state,
+        "param_count": c.param_count, "epochs_done": c.epochs_done,
+        "best_val_accuracy": c.best_val_accuracy, "final_val_accuracy": c.final_val_accuracy,
+        "test_accuracy": c.test_accuracy, "worker": c.worker, "error": c.error.splitlines()[-1] if c.error else "",
+        "started_at": c.started_at.isoformat() if c.started_at else None,
+        "finished_at": c.finished_at.isoformat() if c.finished_at else None,
+        "has_checkpoint": bool(c.checkpoint_path),
+    }
+
+
+def search_data(s, counts: dict) -> dict:
+    return {
+        "id": s.id, "name": s.name, "state": s.state, "error": s.error,
+        "max_candidates": s.max_candidates, "epochs": s.epochs, "parallel": s.parallel,
+        "last_seq": s.last_seq, "counts": counts,
+        "started_at": s.started_at.isoformat() if s.started_at else None,
+        "finished_at": s.finished_at.isoformat() if s.finished_at else None,
+    }

@@ -1,0 +1,129 @@
+"""The domain in Postgres. Rows change only through ``searches.services``."""
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+
+class Search(models.Model):
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        PAUSED = "paused"
+        FINISHED = "finished"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    ACTIVE_STATES = (State.QUEUED, State.RUNNING)
+    ENDED_STATES = (State.FINISHED, State.FAILED, State.CANCELLED)
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="searches")
+    name = models.CharField(max_length=200)
+    task = models.CharField(max_length=40, default="image-classification")
+    dataset = models.CharField(max_length=40)
+    space = models.CharField(max_length=40)
+    space_settings = models.JSONField(default=dict, blank=True)
+    strategy = models.CharField(max_length=40)
+    strategy_settings = models.JSONField(default=dict, blank=True)
+    max_candidates = models.PositiveIntegerField()
+    epochs = models.PositiveIntegerField()
+    parallel = models.PositiveIntegerField(default=1)
+    objective = models.CharField(max_length=40, default="val_accuracy")
+    train_settings = models.JSONField(default=dict, blank=True)
+    seed = models.BigIntegerField()
+    state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED, db_index=True)
+    error = models.TextField(blank=True)
+    # Last sequence number handed to an event of this search; bumped under the row lock.
+    last_seq = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["owner", "-created_at"])]
+
+    def __str__(self):
+        return f"{self.name} (#{self.pk})"
+
+    def get_absolute_url(self):
+        return reverse("search_detail", args=[self.pk])
+
+    @property
+    def url(self):
+        return self.get_absolute_url()
+
+
+class Candidate(models.Model):
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        FINISHED = "finished"
+        FAILED = "failed"
+        PRUNED = "pruned"
+        CANCELLED = "cancelled"
+
+    BUSY_STATES = (State.QUEUED, State.RUNNING)
+    ENDED_STATES = (State.FINISHED, State.FAILED, State.PRUNED, State.CANCELLED)
+
+    search = models.ForeignKey(Search, on_delete=models.CASCADE, related_name="candidates")
+    index = models.PositiveIntegerField()
+    arch = models.JSONField()
+    arch_hash = models.CharField(max_length=64)
+    genotype = models.CharField(max_length=500, blank=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED, db_index=True)
+    worker = models.CharField(max_length=200, blank=True)
+    device = models.CharField(max_length=100, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    param_count = models.BigIntegerField(null=True, blank=True)
+    epochs_done = models.PositiveIntegerField(default=0)
+    best_val_accuracy = models.FloatField(null=True, blank=True)
+    final_val_accuracy = models.FloatField(null=True, blank=True)
+    test_accuracy = models.FloatField(null=True, blank=True)
+    test_macro_recall = models.FloatField(null=True, blank=True)
+    test_macro_f1 = models.FloatField(null=True, blank=True)
+    confusion_matrix = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    checkpoint_path = models.CharField(max_length=500, blank=True)
+    checkpoint_size = models.BigIntegerField(null=True, blank=True)
+    checkpoint_sha256 = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["search", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["search", "index"], name="candidate_unique_index"),
+            models.UniqueConstraint(fields=["search", "arch_hash"], name="candidate_unique_arch"),
+        ]
+        indexes = [models.Index(fields=["search", "-best_val_accuracy"])]
+
+    def __str__(self):
+        return f"candidate {self.index} of search {self.search_id}"
+
+    @property
+    def duration_seconds(self):
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class EpochMetric(models.Model):
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="epoch_metrics")
+    # Denormalised so "everything after sequence N" is one indexed range scan.
+    search = models.ForeignKey(Search, on_delete=models.CASCADE, related_name="epoch_metrics")
+    epoch = models.PositiveIntegerField()
+    train_loss = models.FloatField()
+    train_accuracy = models.FloatField()
+    val_loss = models.FloatField()
+    val_accuracy = models.FloatField()
+    seconds = models.FloatField()
+    seq = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["search", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["candidate", "epoch"], name="epoch_unique_per_candidate"),
+            models.UniqueConstraint(fields=["search", "seq"], name="epoch_unique_seq"),
+        ]

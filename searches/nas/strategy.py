@@ -1,0 +1,77 @@
+"""The ask/tell contract every strategy follows.
+
+A strategy holds no state between calls: ``ask`` sees the whole history of
+the search (every candidate so far, in index order) and an ``rng`` seeded
+from the search's seed and the history's length. A restarted controller
+therefore proposes exactly what the old one would have.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from .space import SearchSpace
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One candidate as a strategy sees it."""
+
+    arch: dict
+    state: str  # queued, running, finished, failed, pruned, cancelled
+    score: float | None = None  # higher is better; None until finished
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.state == "finished" and self.score is not None
+
+
+def strategy_rng(seed: int, history_length: int) -> random.Random:
+    """The rng a controller hands to ``ask``: a function of seed and progress only."""
+    return random.Random(f"nasweb:{seed}:{history_length}")
+
+
+class Strategy:
+    name: str = ""
+    label: str = ""
+
+    def ask(self, space: SearchSpace, history: list[Trial], n: int,
+            rng: random.Random) -> list[dict]:
+        raise NotImplementedError
+
+    def settings(self) -> dict:
+        return {}
+
+
+def unseen_samples(space: SearchSpace, seen: set[str], n: int, rng: random.Random,
+                   propose=None, max_tries_per_arch: int = 200) -> list[dict]:
+    """Draw up to ``n`` architectures whose hashes are not in ``seen``.
+
+    ``propose`` defaults to ``space.sample``; fewer than ``n`` come back only
+    when the space seems exhausted.
+    """
+    propose = propose or space.sample
+    out: list[dict] = []
+    for _ in range(n):
+        for _ in range(max_tries_per_arch):
+            arch = propose(rng)
+            h = space.arch_hash(arch)
+            if h not in seen:
+                seen.add(h)
+                out.append(arch)
+                break
+        else:
+            break
+    return out
+
+
+class RandomSearch(Strategy):
+    """Uniform sampling without duplicates."""
+
+    name = "random"
+    label = "Random search"
+
+    def ask(self, space, history, n, rng):
+        seen = {space.arch_hash(t.arch) for t in history}
+        return unseen_samples(space, seen, n, rng)

@@ -1,0 +1,153 @@
+"""Training one candidate: the loop and the worker's glue around it.
+
+``train_epochs`` is plain torch and yields one dict of metrics per epoch;
+``run_candidate`` claims the candidate, records each epoch through the
+services (row committed first, event after), and ends it as finished,
+failed or cancelled.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import time
+import traceback
+
+import torch
+from django.conf import settings
+from torch import nn
+
+from searches import services
+from searches.nas import get_space
+
+from . import checkpoints, datasets, devices
+
+log = logging.getLogger(__name__)
+
+# One plain recipe; a search's train_settings override any key.
+DEFAULT_RECIPE = {"batch_size": 64, "lr": 3e-3, "weight_decay": 5e-4, "label_smoothing": 0.0,
+                  "augment": "shift", "train_fraction": 1.0}
+
+
+def recipe_for(train_settings: dict | None) -> dict:
+    recipe = dict(DEFAULT_RECIPE)
+    recipe.update({k: v for k, v in (train_settings or {}).items() if k in DEFAULT_RECIPE})
+    return recipe
+
+
+def augment_batch(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:
+    """Augmentation on the device: a random shift of up to one pixel per batch."""
+    if kind != "shift":
+        return x
+    dy, dx = (torch.randint(-1, 2, (2,), generator=gen)).tolist()
+    return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512):
+    """(mean loss, accuracy, predictions) of ``model`` on tensors already on its device."""
+    model.eval()
+    losses, preds = [], []
+    for start in range(0, len(x), batch_size):
+        logits = model(x[start:start + batch_size])
+        losses.append(nn.functional.cross_entropy(logits, y[start:start + batch_size], reduction="sum"))
+        preds.append(logits.argmax(dim=1))
+    pred = torch.cat(preds)
+    return (torch.stack(losses).sum() / len(x)).item(), (pred == y).float().mean().item(), pred
+
+
+def classification_metrics(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> dict:
+    """Accuracy, macro recall, macro F1 and the confusion matrix (rows: true class)."""
+    cm = torch.zeros(num_classes, num_classes, dtype=torch.long)
+    cm.index_put_((target.cpu(), pred.cpu()), torch.ones_like(target.cpu()), accumulate=True)
+    tp = cm.diag().float()
+    support = cm.sum(dim=1).float()
+    predicted = cm.sum(dim=0).float()
+    recall = torch.where(support > 0, tp / support.clamp_min(1), torch.zeros_like(tp))
+    precision = torch.where(predicted > 0, tp / predicted.clamp_min(1), torch.zeros_like(tp))
+    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp_min(1e-12),
+                     torch.zeros_like(tp))
+    present = support > 0
+    return {
+        "accuracy": (tp.sum() / cm.sum().clamp_min(1)).item(),
+        "macro_recall": recall[present].mean().item() if present.any() else 0.0,
+        "macro_f1": f1[present].mean().item() if present.any() else 0.0,
+        "confusion_matrix": cm.tolist(),
+    }
+
+
+def train_epochs(model: nn.Module, data: datasets.DataSplits, recipe: dict, epochs: int, seed: int):
+    """Train ``model`` on ``data`` (already on the model's device); yield metrics after each epoch."""
+    gen = torch.Generator().manual_seed(int(seed))
+    torch.manual_seed(int(seed))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=recipe["lr"], total_steps=max(1, epochs * _steps_per_epoch(data, recipe)))
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe["label_smoothing"])
+    n_train = max(1, int(len(data.x_train) * recipe["train_fraction"]))
+    batch_size = recipe["batch_size"]
+    for epoch in range(1, epochs + 1):
+        started = time.perf_counter()
+        model.train()
+        order = torch.randperm(n_train, generator=gen).to(data.x_train.device)
+        loss_sum = torch.zeros((), device=data.x_train.device)
+        correct = torch.zeros((), device=data.x_train.device, dtype=torch.long)
+        for start in range(0, n_train, batch_size):
+            idx = order[start:start + batch_size]
+            xb = augment_batch(data.x_train[idx], recipe["augment"], gen)
+            yb = data.y_train[idx]
+            logits = model(xb)
+            loss = loss_fn(logits, yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            # Accumulate on the device; one sync per epoch, not per batch.
+            loss_sum += loss.detach() * len(idx)
+            correct += (logits.argmax(dim=1) == yb).sum()
+        val_loss, val_acc, _ = evaluate(model, data.x_val, data.y_val)
+        yield {"epoch": epoch, "train_loss": loss_sum.item() / n_train, "train_accuracy": correct.item() / n_train,
+               "val_loss": val_loss, "val_accuracy": val_acc, "seconds": time.perf_counter() - started}
+
+
+def _steps_per_epoch(data, recipe) -> int:
+    n_train = max(1, int(len(data.x_train) * recipe["train_fraction"]))
+    return -(-n_train // recipe["batch_size"])
+
+
+def run_candidate(candidate_id: int, worker: str | None = None) -> str:
+    """Train one candidate end to end on this worker. Returns its final state (or 'skipped')."""
+    device = devices.pick_device()
+    worker = worker or f"{socket.gethostname()}"
+    candidate = services.candidate_claim(candidate_id, worker=worker, device=devices.describe(device))
+    if candidate is None:
+        return "skipped"  # delivered twice, already taken, or cancelled
+    search = candidate.search
+    try:
+        data = datasets.load(search.dataset, search.seed, str(settings.DATA_DIR)).to(device)
+        space = get_space(search.space, search.space_settings)
+        model = space.build(candidate.arch, data.input_shape, data.num_classes).to(device)
+        services.candidate_set_param_count(candidate, sum(p.numel() for p in model.parameters()))
+        recipe = recipe_for(search.train_settings)
+        for metrics in train_epochs(model, data, recipe, search.epochs, seed=search.seed + candidate.index):
+            if not services.epoch_record(candidate, **metrics):
+                services.candidate_stop(candidate, reason="Stopped: the search was cancelled.")
+                return "cancelled"
+        _, _, pred = evaluate(model, data.x_test, data.y_test)
+        test = classification_metrics(pred, data.y_test, data.num_classes)
+        path = checkpoints.checkpoint_path(settings.CHECKPOINT_DIR, search.id, candidate.index)
+        payload = checkpoints.build_payload(
+            model=model, space=search.space, space_settings=search.space_settings, arch=candidate.arch,
+            input_shape=data.input_shape, num_classes=data.num_classes, class_names=data.class_names,
+            mean=data.mean, std=data.std,
+            metrics={"test_accuracy": test["accuracy"], "best_val_accuracy": candidate.best_val_accuracy,
+                     "final_val_accuracy": candidate.final_val_accuracy})
+        size, digest = checkpoints.write_atomically(path, payload)
+        services.candidate_finish(
+            candidate, test_accuracy=test["accuracy"], test_macro_recall=test["macro_recall"],
+            test_macro_f1=test["macro_f1"], confusion_matrix=test["confusion_matrix"],
+            checkpoint_path=str(path), checkpoint_size=size, checkpoint_sha256=digest)
+        return "finished"
+    except Exception:
+        log.exception("candidate %s failed", candidate_id)
+        services.candidate_fail(candidate, error=traceback.format_exc())
+        return "failed"
