@@ -16,11 +16,11 @@ from django.conf import settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="session", autouse=True)
-def clean_test_redis():
-    """Drop messages a previous run left in the test broker (its own Redis database)."""
+@pytest.fixture(scope="session")
+def clean_test_broker():
+    """Drop messages a previous run left in the test broker (its own Redis database),
+    once per session and only for tests that start workers."""
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
-    yield
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ class ServiceProcess:
 
 
 @pytest.fixture
-def start_celery_worker(tmp_path, checkpoint_dir):
+def start_celery_worker(tmp_path, checkpoint_dir, clean_test_broker):
     """Start real Celery worker processes against the test database and broker."""
     started: list[ServiceProcess] = []
 
