@@ -39,6 +39,10 @@ def _enqueue_train(candidate_id: int) -> None:
     transaction.on_commit(lambda: celery_app.send_task(TRAIN_TASK, args=[candidate_id], queue="gpu"))
 
 
+def _task_of(space) -> str:
+    return {"image": "image-classification", "text": "text-classification"}[getattr(space, "modality", "image")]
+
+
 def state_counts(search_id: int) -> dict:
     rows = Candidate.objects.filter(search_id=search_id).values("state").annotate(n=Count("id"))
     counts = {state: 0 for state in Candidate.State.values}
@@ -73,6 +77,9 @@ def search_create(*, owner, name, dataset, space, strategy, max_candidates, epoc
         get_strategy(strategy, strategy_settings)
     except (ValueError, TypeError) as exc:
         errors["strategy"] = str(exc)
+    if "space" not in errors and dataset in DATASETS and DATASETS[dataset].task != _task_of(space_obj):
+        errors["space"] = (f"The {space} space builds {getattr(space_obj, 'modality', 'image')} models; "
+                           f"{DATASETS[dataset].label} needs a {DATASETS[dataset].task} space.")
     if "space" not in errors and isinstance(max_candidates, int) and max_candidates > space_obj.size():
         errors["max_candidates"] = (f"The {space} space has at most {space_obj.size()} architectures; "
                                     f"ask for fewer candidates.")

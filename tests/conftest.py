@@ -23,6 +23,20 @@ def clean_test_broker():
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, plus an end to connections that outlive
+    their tests (consumer executor threads, killed worker processes) so the
+    database can be dropped at the end."""
+    yield
+    with django_db_blocker.unblock():
+        from django.db import connection
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        connection.close()
+
+
 @pytest.fixture
 def make_user(django_user_model):
     def make(username="alice", password="correct horse battery"):

@@ -14,19 +14,6 @@ METRICS = dict(train_loss=1.0, train_accuracy=0.5, val_loss=1.0, val_accuracy=0.
 app = URLRouter(websocket_urlpatterns)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def close_consumer_connections(django_db_setup, django_db_blocker):
-    """Consumers run their queries in executor threads whose connections outlive
-    the test's event loop; end them so the test database can be dropped."""
-    yield
-    with django_db_blocker.unblock():
-        from django.db import connection
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-        connection.close()
-
-
 def communicator(user, search_id, after=None):
     path = f"/ws/searches/{search_id}/" + (f"?after={after}" if after is not None else "")
     comm = WebsocketCommunicator(app, path)
