@@ -54,7 +54,7 @@ class ChainSpace(SearchSpace):
         return f"{blocks}|{arch['activation']}|{arch['pooling']}|p{arch['dropout']}"
 
     def build(self, arch, input_shape, num_classes):
-        arch = self.canonical(arch)
+        arch = self.validate(arch)  # refuses unknown choices; returns the canonical form
         in_ch = input_shape[0]
         layers: list[nn.Module] = []
         for i in range(1, arch["blocks"] + 1):

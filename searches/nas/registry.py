@@ -3,13 +3,17 @@ from __future__ import annotations
 
 from torch import nn
 
+from .cell import CellSpace
 from .chain import ChainSpace
+from .mobile import MobileSpace
 from .space import SearchSpace
 from .strategy import RandomSearch, Strategy
+from .text import TextSpace
 from .strategies import (GeneticAlgorithm, GridSearch, Reinforce, RegularizedEvolution,
                          SimulatedAnnealing, TPE)
 
-SPACES: dict[str, type[SearchSpace]] = {ChainSpace.name: ChainSpace}
+SPACES: dict[str, type[SearchSpace]] = {
+    cls.name: cls for cls in (ChainSpace, CellSpace, MobileSpace, TextSpace)}
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls for cls in (RandomSearch, GridSearch, RegularizedEvolution, GeneticAlgorithm,
                               SimulatedAnnealing, Reinforce, TPE)

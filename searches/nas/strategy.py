@@ -72,6 +72,10 @@ class RandomSearch(Strategy):
     name = "random"
     label = "Random search"
 
+    def __init__(self, warm_start: list | None = None):
+        # Accepted like every strategy's, and ignored: random search learns nothing.
+        self.warm_start = list(warm_start or [])
+
     def ask(self, space, history, n, rng):
         seen = {space.arch_hash(t.arch) for t in history}
         return unseen_samples(space, seen, n, rng)
