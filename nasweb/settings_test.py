@@ -14,4 +14,6 @@ CHANNEL_LAYERS = {
 }
 CELERY_BROKER_URL = REDIS_URL
 CHECKPOINT_DIR = __import__("pathlib").Path(os.environ.get("CHECKPOINT_DIR", BASE_DIR / "var" / "test-checkpoints"))
+# Each concurrent test session (a developer's, CI's) may name its own test database.
+DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DB_NAME", "test_nasweb")}  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests

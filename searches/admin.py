@@ -3,7 +3,7 @@
 State changes go through searches.services; the admin is for looking."""
 from django.contrib import admin
 
-from .models import Candidate, EpochMetric, Search
+from .models import Candidate, EpochMetric, Search, Worker
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -32,3 +32,8 @@ class CandidateAdmin(ReadOnlyAdmin):
 class EpochMetricAdmin(ReadOnlyAdmin):
     list_display = ("id", "search", "candidate", "epoch", "val_accuracy", "seq")
     list_select_related = ("search", "candidate")
+
+
+@admin.register(Worker)
+class WorkerAdmin(ReadOnlyAdmin):
+    list_display = ("name", "host", "device", "candidate", "last_heartbeat", "epochs_done")

@@ -28,6 +28,13 @@ class Search(models.Model):
     epochs = models.PositiveIntegerField()
     parallel = models.PositiveIntegerField(default=1)
     objective = models.CharField(max_length=40, default="val_accuracy")
+    # Several objectives, e.g. [{"metric": "val_accuracy", "direction": "max"},
+    # {"metric": "params", "direction": "min"}]; empty means the single objective above.
+    objectives = models.JSONField(default=list, blank=True)
+    early_stopping = models.CharField(max_length=40, default="none")
+    early_stopping_settings = models.JSONField(default=dict, blank=True)
+    warm_start = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="warm_started")
     train_settings = models.JSONField(default=dict, blank=True)
     seed = models.BigIntegerField()
     state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED, db_index=True)
@@ -75,6 +82,14 @@ class Candidate(models.Model):
     device = models.CharField(max_length=100, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     param_count = models.BigIntegerField(null=True, blank=True)
+    flops = models.BigIntegerField(null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    on_pareto_front = models.BooleanField(default=False)
+    # Why a candidate ended early (pruned by a rule, cancelled), in words.
+    stop_reason = models.CharField(max_length=500, blank=True)
+    # What ran: an ordinary candidate, or a one-shot job (DARTS, supernet) that reports like one.
+    kind = models.CharField(max_length=20, default="train")
+    extra = models.JSONField(default=dict, blank=True)
     epochs_done = models.PositiveIntegerField(default=0)
     best_val_accuracy = models.FloatField(null=True, blank=True)
     final_val_accuracy = models.FloatField(null=True, blank=True)
@@ -96,7 +111,9 @@ class Candidate(models.Model):
             models.UniqueConstraint(fields=["search", "index"], name="candidate_unique_index"),
             models.UniqueConstraint(fields=["search", "arch_hash"], name="candidate_unique_arch"),
         ]
-        indexes = [models.Index(fields=["search", "-best_val_accuracy"])]
+        indexes = [models.Index(fields=["search", "-best_val_accuracy"]),
+                   models.Index(fields=["search", "state"]),
+                   models.Index(fields=["state", "heartbeat_at"])]
 
     def __str__(self):
         return f"candidate {self.index} of search {self.search_id}"
@@ -127,3 +144,22 @@ class EpochMetric(models.Model):
             models.UniqueConstraint(fields=["candidate", "epoch"], name="epoch_unique_per_candidate"),
             models.UniqueConstraint(fields=["search", "seq"], name="epoch_unique_seq"),
         ]
+
+
+class Worker(models.Model):
+    """A Celery training worker as last heard of (heartbeats come from the worker itself)."""
+
+    name = models.CharField(max_length=200, unique=True)  # Celery hostname, e.g. gpu0@host
+    host = models.CharField(max_length=200)
+    device = models.CharField(max_length=200, blank=True)
+    candidate = models.ForeignKey(Candidate, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    last_heartbeat = models.DateTimeField()
+    started_at = models.DateTimeField(auto_now_add=True)
+    epochs_done = models.BigIntegerField(default=0)
+    samples_per_second = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
