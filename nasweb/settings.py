@@ -103,7 +103,15 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ROUTES = {
     "workers.tasks.advance_search": {"queue": "control"},
     "workers.tasks.train_candidate": {"queue": "gpu"},
+    "workers.tasks.reap_stale": {"queue": "control"},
 }
+# A training worker silent for this long is lost; its candidate goes back to the queue.
+HEARTBEAT_TIMEOUT_SECONDS = float(os.environ.get("HEARTBEAT_TIMEOUT_SECONDS", 60))
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-candidates": {"task": "workers.tasks.reap_stale", "schedule": 10.0,
+                              "options": {"queue": "control", "expires": 10}},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
 # A candidate longer than this is stopped and marked failed.
 CELERY_TASK_TIME_LIMIT = int(os.environ.get("CANDIDATE_TIME_LIMIT", 6 * 3600))
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30

@@ -4,8 +4,21 @@ from __future__ import annotations
 from django import forms
 
 from .datasets_catalog import DATASETS
+from .models import Search
 from .nas import SPACES, STRATEGIES
+from .nas.early_stopping import EARLY_STOPPING
 from .services import LIMITS
+
+# Objective presets the form offers; the API takes any list of {"metric", "direction"}.
+OBJECTIVES = {
+    "val_accuracy": ("Validation accuracy", []),
+    "accuracy_params": ("Accuracy and parameters (Pareto)",
+                        [{"metric": "val_accuracy", "direction": "max"}, {"metric": "params", "direction": "min"}]),
+    "accuracy_flops": ("Accuracy and FLOPs (Pareto)",
+                       [{"metric": "val_accuracy", "direction": "max"}, {"metric": "flops", "direction": "min"}]),
+    "accuracy_latency": ("Accuracy and latency (Pareto)",
+                         [{"metric": "val_accuracy", "direction": "max"}, {"metric": "latency_ms", "direction": "min"}]),
+}
 
 PRESETS = {
     "quick": {"max_candidates": 8, "epochs": 5, "parallel": 2},
@@ -33,14 +46,27 @@ class SearchForm(forms.Form):
                                 min_value=LIMITS["epochs"][0], max_value=LIMITS["epochs"][1])
     parallel = forms.IntegerField(label="Train at once", initial=2,
                                   min_value=LIMITS["parallel"][0], max_value=LIMITS["parallel"][1])
-    objective = forms.ChoiceField(choices=[("val_accuracy", "Validation accuracy")], initial="val_accuracy")
+    objective = forms.ChoiceField(choices=[(k, v[0]) for k, v in OBJECTIVES.items()], initial="val_accuracy")
+    latency_target_ms = forms.FloatField(
+        label="Latency target (ms)", required=False, min_value=0.001,
+        help_text="Optional: rank by the MnasNet reward acc × (latency/target)^-0.07 instead of accuracy.")
+    early_stopping = forms.ChoiceField(initial="none")
+    train_fraction = forms.FloatField(label="Fraction of training data (proxy)", initial=1.0,
+                                      min_value=0.01, max_value=1.0)
+    resolution = forms.IntegerField(label="Input resolution (proxy; 0 keeps the data set's)", initial=0,
+                                    min_value=0, max_value=512)
+    warm_start = forms.ModelChoiceField(queryset=Search.objects.none(), required=False,
+                                        help_text="Seed the strategy with the results of an earlier search.")
     seed = forms.IntegerField(required=False, min_value=0, max_value=2**63 - 1,
                               help_text="Leave empty for a random seed.")
     batch_size = forms.IntegerField(initial=64, min_value=1, max_value=8192)
     lr = forms.FloatField(label="Learning rate", initial=3e-3, min_value=1e-6, max_value=10.0)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["early_stopping"].choices = [(n, cls.label or n) for n, cls in EARLY_STOPPING.items()]
+        if user is not None:
+            self.fields["warm_start"].queryset = Search.objects.filter(owner=user, state=Search.State.FINISHED)
         self.fields["dataset"].choices = _dataset_choices()
         self.fields["space"].choices = [(n, cls.label or n) for n, cls in SPACES.items()]
         self.fields["strategy"].choices = [(n, cls.label or n) for n, cls in STRATEGIES.items()]
@@ -58,6 +84,10 @@ class SearchForm(forms.Form):
             return data
         if data["parallel"] > data["max_candidates"]:
             self.add_error("parallel", "Cannot train more candidates at once than the search has.")
+        if data.get("latency_target_ms") and data["objective"] != "val_accuracy":
+            self.add_error("latency_target_ms", "A latency target goes with the single accuracy objective.")
+        if data.get("warm_start") and data["warm_start"].space != data["space"]:
+            self.add_error("warm_start", "Warm start from a search over the same search space.")
         return data
 
     def service_kwargs(self) -> dict:
@@ -65,6 +95,16 @@ class SearchForm(forms.Form):
         return {
             "name": d["name"], "dataset": d["dataset"], "space": d["space"], "strategy": d["strategy"],
             "max_candidates": d["max_candidates"], "epochs": d["epochs"], "parallel": d["parallel"],
-            "objective": d["objective"], "seed": d["seed"],
-            "train_settings": {"batch_size": d["batch_size"], "lr": d["lr"]},
+            "objective": "val_accuracy", "seed": d["seed"],
+            "objectives": self._objectives(d),
+            "early_stopping": d["early_stopping"], "warm_start": d.get("warm_start"),
+            "train_settings": {"batch_size": d["batch_size"], "lr": d["lr"],
+                               "train_fraction": d["train_fraction"], "resolution": d["resolution"]},
         }
+
+    @staticmethod
+    def _objectives(d) -> list:
+        if d.get("latency_target_ms"):
+            return [{"reward": "mnasnet", "accuracy": "val_accuracy", "latency": "latency_ms",
+                     "target": d["latency_target_ms"]}]
+        return OBJECTIVES[d["objective"]][1]

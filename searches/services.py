@@ -18,7 +18,8 @@ from nasweb.celery import app as celery_app
 from . import events
 from .datasets_catalog import DATASETS
 from .models import Candidate, EpochMetric, Search
-from .nas import InvalidArchitecture, Trial, get_space, get_strategy
+from .nas import STRATEGIES, InvalidArchitecture, Trial, get_space, get_strategy, pareto
+from .nas.early_stopping import get_early_stopping
 from .nas.strategy import strategy_rng
 
 ADVANCE_TASK = "workers.tasks.advance_search"
@@ -58,9 +59,24 @@ def _publish_search(search: Search) -> None:
 
 def search_create(*, owner, name, dataset, space, strategy, max_candidates, epochs, parallel=1,
                   seed=None, space_settings=None, strategy_settings=None, train_settings=None,
-                  objective="val_accuracy") -> Search:
+                  objective="val_accuracy", objectives=None, early_stopping="none",
+                  early_stopping_settings=None, warm_start=None) -> Search:
     """Create a search and ask the controller to start it once committed."""
     errors = {}
+    try:
+        get_early_stopping(early_stopping, early_stopping_settings)
+    except (ValueError, TypeError) as exc:
+        errors["early_stopping"] = str(exc)
+    try:
+        parsed = pareto.parse_objectives([o for o in objectives or [] if "reward" not in o])
+        known = set(candidate_metrics({}))
+        unknown = [o.metric for o in parsed if o.metric not in known]
+        if unknown:
+            errors["objectives"] = f"Unknown metric {unknown[0]!r}; choose from {sorted(known)}."
+    except (ValueError, TypeError) as exc:
+        errors["objectives"] = str(exc)
+    if warm_start is not None and (warm_start.owner_id != owner.id or warm_start.space != space):
+        errors["warm_start"] = "Warm start from one of your own searches over the same search space."
     if not str(name or "").strip():
         errors["name"] = "Give the search a name."
     if dataset not in DATASETS:
@@ -94,7 +110,9 @@ def search_create(*, owner, name, dataset, space, strategy, max_candidates, epoc
             space_settings=space_settings or {}, strategy=strategy,
             strategy_settings=strategy_settings or {}, max_candidates=max_candidates,
             epochs=epochs, parallel=parallel, objective=objective,
-            train_settings=train_settings or {},
+            train_settings=train_settings or {}, objectives=list(objectives or []),
+            early_stopping=early_stopping, early_stopping_settings=early_stopping_settings or {},
+            warm_start=warm_start,
             seed=secrets.randbelow(2**31) if seed is None else seed,
             task=DATASETS[dataset].task,
         )
@@ -104,12 +122,41 @@ def search_create(*, owner, name, dataset, space, strategy, max_candidates, epoc
 
 def search_history(search: Search) -> list[Trial]:
     """Every candidate so far, in index order, as the strategy sees it."""
-    rows = search.candidates.order_by("index").values_list(
-        "arch", "state", "best_val_accuracy", "final_val_accuracy", "param_count")
-    return [Trial(arch=arch, state=state,
-                  score=best if state == Candidate.State.FINISHED else None,
-                  metrics={"val_accuracy": best, "final_val_accuracy": final, "params": params})
-            for arch, state, best, final, params in rows]
+    spec = score_spec(search)
+    trials = []
+    for row in search.candidates.order_by("index").values(
+            "arch", "state", "best_val_accuracy", "final_val_accuracy", "param_count", "flops", "latency_ms"):
+        metrics = candidate_metrics(row)
+        score = None
+        if row["state"] == Candidate.State.FINISHED:
+            try:
+                score = pareto.score(metrics, spec)
+            except (KeyError, TypeError, ValueError):
+                score = None  # a metric the objective needs was not measured
+        trials.append(Trial(arch=row["arch"], state=row["state"], score=score, metrics=metrics))
+    return trials
+
+
+def score_spec(search: Search):
+    """What ranks this search's candidates: its objectives, a reward, or the single objective."""
+    if len(search.objectives) == 1 and "reward" in search.objectives[0]:
+        return search.objectives[0]
+    return search.objectives or search.objective
+
+
+def _strategy_for(search: Search):
+    settings_ = dict(search.strategy_settings)
+    if search.warm_start_id:
+        # Results of an earlier search seed the strategy's model (meta-learning across tasks).
+        settings_["warm_start"] = [t for t in search_history(search.warm_start) if t.finished]
+    if len(search.objectives) >= 2 and "objectives" in _init_params(search.strategy):
+        settings_.setdefault("objectives", search.objectives)
+    return get_strategy(search.strategy, settings_)
+
+
+def _init_params(strategy_name: str) -> set:
+    import inspect
+    return set(inspect.signature(STRATEGIES[strategy_name].__init__).parameters)
 
 
 def search_advance(search_id: int) -> list[int]:
@@ -142,7 +189,7 @@ def _search_advance_locked(search_id: int) -> list[int]:
         exhausted = False
         if free > 0:
             space = get_space(search.space, search.space_settings)
-            strategy = get_strategy(search.strategy, search.strategy_settings)
+            strategy = _strategy_for(search)
             archs = strategy.ask(space, history, free, strategy_rng(search.seed, len(history)))
             exhausted = len(archs) < free
             for offset, arch in enumerate(archs[:free]):
@@ -212,9 +259,11 @@ def candidate_claim(candidate_id: int, *, worker: str, device: str) -> Candidate
     return candidate
 
 
-def candidate_set_param_count(candidate: Candidate, param_count: int) -> None:
-    Candidate.objects.filter(id=candidate.id).update(param_count=param_count)
-    candidate.param_count = param_count
+def candidate_set_measurements(candidate: Candidate, *, param_count: int, flops: int | None = None,
+                               latency_ms: float | None = None) -> None:
+    """Size and speed of the built network, measured on the worker's own device."""
+    Candidate.objects.filter(id=candidate.id).update(param_count=param_count, flops=flops, latency_ms=latency_ms)
+    candidate.param_count, candidate.flops, candidate.latency_ms = param_count, flops, latency_ms
 
 
 def _next_seq(search_id: int) -> int:
@@ -255,8 +304,34 @@ def _candidate_end(candidate: Candidate, state: str, **fields) -> bool:
         if ended:
             candidate.refresh_from_db()
             events.publish_on_commit(candidate.search_id, events.candidate_event(candidate))
+            if state == Candidate.State.FINISHED:
+                _update_pareto_front(candidate.search)
             _enqueue_advance(candidate.search_id)
     return bool(ended)
+
+
+def candidate_metrics(c) -> dict:
+    """The metrics objectives and strategies may name, from a candidate row or values() dict."""
+    get = c.get if isinstance(c, dict) else lambda k: getattr(c, k)
+    return {"val_accuracy": get("best_val_accuracy"), "final_val_accuracy": get("final_val_accuracy"),
+            "params": get("param_count"), "flops": get("flops"), "latency_ms": get("latency_ms")}
+
+
+def _update_pareto_front(search: Search) -> None:
+    """Mark the finished candidates on the front of a multi-objective search."""
+    if len(search.objectives) < 2:
+        return
+    objectives = pareto.parse_objectives(search.objectives)
+    rows = list(search.candidates.filter(state=Candidate.State.FINISHED).values(
+        "id", "best_val_accuracy", "final_val_accuracy", "param_count", "flops", "latency_ms", "on_pareto_front"))
+    usable = [r for r in rows if pareto.has_objectives(candidate_metrics(r), objectives)]
+    points = [pareto.utilities(candidate_metrics(r), objectives) for r in usable]
+    front = {usable[i]["id"] for i in pareto.pareto_front(points)}
+    changed = [r["id"] for r in rows if (r["id"] in front) != r["on_pareto_front"]]
+    if changed:
+        Candidate.objects.filter(id__in=[i for i in changed if i in front]).update(on_pareto_front=True)
+        Candidate.objects.filter(id__in=[i for i in changed if i not in front]).update(on_pareto_front=False)
+        events.publish_on_commit(search.id, {"type": "pareto", "front": sorted(front)})
 
 
 def candidate_finish(candidate: Candidate, *, test_accuracy: float, test_macro_recall: float,
@@ -277,4 +352,69 @@ def candidate_fail(candidate: Candidate, *, error: str) -> bool:
 
 def candidate_stop(candidate: Candidate, *, reason: str = "") -> bool:
     """End a running candidate that was told to stop (its search was cancelled)."""
-    return _candidate_end(candidate, Candidate.State.CANCELLED, error=reason)
+    return _candidate_end(candidate, Candidate.State.CANCELLED, stop_reason=reason)
+
+
+def candidate_prune(candidate: Candidate, *, reason: str) -> bool:
+    """End a candidate an early-stopping rule judged hopeless; the reason says why."""
+    return _candidate_end(candidate, Candidate.State.PRUNED, stop_reason=reason[:500])
+
+
+def candidate_curves(candidate: Candidate, *, up_to_epoch: int) -> tuple[list[float], list[list[float]]]:
+    """The candidate's validation curve and its peers' curves up to ``up_to_epoch``
+    (what an early-stopping rule decides on)."""
+    rows = (EpochMetric.objects.filter(search_id=candidate.search_id, epoch__lte=up_to_epoch)
+            .order_by("candidate_id", "epoch").values_list("candidate_id", "val_accuracy"))
+    curves: dict[int, list[float]] = {}
+    for cid, value in rows:
+        curves.setdefault(cid, []).append(value)
+    own = curves.pop(candidate.id, [])
+    return own, list(curves.values())
+
+
+# --- workers and their heartbeats ---------------------------------------------
+
+def worker_heartbeat(*, name: str, host: str, device: str, candidate_id: int | None,
+                     samples_per_second: float | None = None, epochs_delta: int = 0) -> None:
+    """Record that a worker is alive, and keep its running candidate's heartbeat fresh."""
+    from .models import Worker
+
+    now = timezone.now()
+    with transaction.atomic():
+        Worker.objects.update_or_create(name=name, defaults={
+            "host": host, "device": device, "candidate_id": candidate_id, "last_heartbeat": now,
+            **({"samples_per_second": samples_per_second} if samples_per_second is not None else {}),
+        })
+        if epochs_delta:
+            Worker.objects.filter(name=name).update(epochs_done=F("epochs_done") + epochs_delta)
+        if candidate_id is not None:
+            Candidate.objects.filter(id=candidate_id, state=Candidate.State.RUNNING,
+                                     worker=name).update(heartbeat_at=now)
+
+
+def candidates_requeue_stale(*, timeout_seconds: float) -> list[int]:
+    """Hand back to the queue every running candidate whose worker went silent.
+
+    Its epochs so far are dropped (it trains again from the start), so no
+    epoch is doubled; the conditional update means a worker that was only
+    slow, not dead, loses the candidate and stops at its next epoch.
+    """
+    cutoff = timezone.now() - timezone.timedelta(seconds=timeout_seconds)
+    requeued = []
+    for candidate_id in Candidate.objects.filter(
+            state=Candidate.State.RUNNING, heartbeat_at__lt=cutoff).values_list("id", flat=True):
+        with transaction.atomic():
+            taken_back = Candidate.objects.filter(
+                id=candidate_id, state=Candidate.State.RUNNING, heartbeat_at__lt=cutoff,
+            ).update(state=Candidate.State.QUEUED, worker="", device="", epochs_done=0,
+                     best_val_accuracy=None, final_val_accuracy=None, started_at=None)
+            if not taken_back:
+                continue
+            EpochMetric.objects.filter(candidate_id=candidate_id).delete()
+            candidate = Candidate.objects.get(id=candidate_id)
+            event = events.candidate_event(candidate)
+            event["reset"] = True  # pages drop the curve they drew for it
+            events.publish_on_commit(candidate.search_id, event)
+            _enqueue_train(candidate_id)
+            requeued.append(candidate_id)
+    return requeued

@@ -109,9 +109,24 @@ def _torchvision_tensors(cls, root: Path):
     return x, y, x_test, y_test, list(train.classes)
 
 
+def load(name: str, seed: int, data_dir: str, resolution: int = 0) -> DataSplits:
+    """The splits of data set ``name`` for a search with ``seed`` (CPU tensors), optionally
+    scaled to ``resolution`` pixels a side (a proxy: cheaper candidates, same ranking)."""
+    data = _load(name, seed, data_dir)
+    if not resolution or resolution == data.input_shape[-1]:
+        return data
+    return _resized(data, int(resolution))
+
+
+def _resized(data: DataSplits, side: int) -> DataSplits:
+    def scale(x):
+        return torch.nn.functional.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
+    return DataSplits(scale(data.x_train), data.y_train, scale(data.x_val), data.y_val, scale(data.x_test),
+                      data.y_test, class_names=data.class_names, mean=data.mean, std=data.std)
+
+
 @lru_cache(maxsize=4)
-def load(name: str, seed: int, data_dir: str) -> DataSplits:
-    """The splits of data set ``name`` for a search with ``seed`` (CPU tensors)."""
+def _load(name: str, seed: int, data_dir: str) -> DataSplits:
     if name == "digits":
         x, y, classes = load_digits_tensors()
         xs, ys = _split_three(x, y, seed)

@@ -1,9 +1,11 @@
 """Celery tasks: thin wrappers around the services and the training loop."""
 from celery import shared_task
+from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
 
 from searches import services
 
-from . import training
+from . import devices, heartbeat, training
 
 
 @shared_task(name="workers.tasks.advance_search", acks_late=True)
@@ -14,3 +16,28 @@ def advance_search(search_id: int) -> None:
 @shared_task(bind=True, name="workers.tasks.train_candidate", acks_late=True, reject_on_worker_lost=True)
 def train_candidate(self, candidate_id: int) -> str:
     return training.run_candidate(candidate_id, worker=self.request.hostname)
+
+
+@shared_task(name="workers.tasks.reap_stale")
+def reap_stale() -> list[int]:
+    """Periodic (beat): give the candidates of silent workers back to the queue."""
+    return services.candidates_requeue_stale(timeout_seconds=settings.HEARTBEAT_TIMEOUT_SECONDS)
+
+
+def _consumes_gpu_queue(consumer) -> bool:
+    queues = getattr(getattr(consumer, "task_consumer", None), "queues", None) or []
+    return any(q.name == "gpu" for q in queues)
+
+
+@worker_ready.connect
+def _start_heartbeat(sender=None, **kwargs):
+    # Only training workers beat: they are what the workers page and the reaper watch.
+    if sender is not None and _consumes_gpu_queue(sender):
+        heartbeat.start(sender.hostname, devices.describe(devices.pick_device()))
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(**kwargs):
+    beat = heartbeat.current()
+    if beat is not None:
+        beat.stop()

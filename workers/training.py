@@ -7,25 +7,33 @@ failed or cancelled.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import socket
+import threading
 import time
 import traceback
 
 import torch
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
 from torch import nn
 
 from searches import services
 from searches.nas import get_space
+from searches.nas.early_stopping import NoEarlyStopping, get_early_stopping
+from searches.nas.measure import count_flops, count_params, measure_latency_ms
 
-from . import checkpoints, datasets, devices
+from . import checkpoints, datasets, devices, heartbeat
 
 log = logging.getLogger(__name__)
 
 # One plain recipe; a search's train_settings override any key.
+# Proxy settings: train_fraction (use part of the training data) and resolution
+# (train on inputs scaled to this side length; 0 keeps the data set's own).
 DEFAULT_RECIPE = {"batch_size": 64, "lr": 3e-3, "weight_decay": 5e-4, "label_smoothing": 0.0,
-                  "augment": "shift", "train_fraction": 1.0}
+                  "augment": "shift", "train_fraction": 1.0, "resolution": 0}
 
 
 def recipe_for(train_settings: dict | None) -> dict:
@@ -114,40 +122,130 @@ def _steps_per_epoch(data, recipe) -> int:
     return -(-n_train // recipe["batch_size"])
 
 
+class CandidateTimeLimit(Exception):
+    """Raised in the training loop when a candidate runs past its time limit."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Interrupt the block after ``seconds`` with CandidateTimeLimit.
+
+    Uses SIGALRM, so it works where a training worker runs its task: in the
+    process's main thread (Celery's solo pool). Elsewhere it does nothing and
+    Celery's own task time limit is the backstop.
+    """
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise CandidateTimeLimit(f"Stopped: the candidate ran past its time limit of {seconds:.0f} s.")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+DB_RETRY_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)
+
+
+def with_db_retry(fn, *args, **kwargs):
+    """Call a service, retrying with back-off while the database is unreachable.
+
+    A service call commits whole or not at all, so retrying it is safe; if the
+    database never comes back the error propagates and nothing is reported
+    as saved that was not.
+    """
+    for delay in DB_RETRY_DELAYS + (None,):
+        try:
+            return fn(*args, **kwargs)
+        except (OperationalError, InterfaceError):
+            if delay is None:
+                raise
+            log.warning("database unreachable in %s; retrying in %ss", fn.__name__, delay)
+            connection.close()
+            time.sleep(delay)
+
+
+def measure(model: nn.Module, input_shape, device) -> dict:
+    """Parameters, FLOPs (multiply-accumulates) and batch-1 latency on this worker's device."""
+    return {"param_count": count_params(model), "flops": count_flops(model, input_shape),
+            "latency_ms": measure_latency_ms(model, input_shape, device=device, repeats=10)}
+
+
 def run_candidate(candidate_id: int, worker: str | None = None) -> str:
     """Train one candidate end to end on this worker. Returns its final state (or 'skipped')."""
     device = devices.pick_device()
-    worker = worker or f"{socket.gethostname()}"
-    candidate = services.candidate_claim(candidate_id, worker=worker, device=devices.describe(device))
+    worker = worker or socket.gethostname()
+    candidate = with_db_retry(services.candidate_claim, candidate_id, worker=worker,
+                              device=devices.describe(device))
     if candidate is None:
         return "skipped"  # delivered twice, already taken, or cancelled
-    search = candidate.search
+    beat = heartbeat.current()
+    if beat is not None:
+        beat.running(candidate.id)
     try:
-        data = datasets.load(search.dataset, search.seed, str(settings.DATA_DIR)).to(device)
-        space = get_space(search.space, search.space_settings)
-        model = space.build(candidate.arch, data.input_shape, data.num_classes).to(device)
-        services.candidate_set_param_count(candidate, sum(p.numel() for p in model.parameters()))
-        recipe = recipe_for(search.train_settings)
-        for metrics in train_epochs(model, data, recipe, search.epochs, seed=search.seed + candidate.index):
-            if not services.epoch_record(candidate, **metrics):
-                services.candidate_stop(candidate, reason="Stopped: the search was cancelled.")
-                return "cancelled"
-        _, _, pred = evaluate(model, data.x_test, data.y_test)
-        test = classification_metrics(pred, data.y_test, data.num_classes)
-        path = checkpoints.checkpoint_path(settings.CHECKPOINT_DIR, search.id, candidate.index)
-        payload = checkpoints.build_payload(
-            model=model, space=search.space, space_settings=search.space_settings, arch=candidate.arch,
-            input_shape=data.input_shape, num_classes=data.num_classes, class_names=data.class_names,
-            mean=data.mean, std=data.std,
-            metrics={"test_accuracy": test["accuracy"], "best_val_accuracy": candidate.best_val_accuracy,
-                     "final_val_accuracy": candidate.final_val_accuracy})
-        size, digest = checkpoints.write_atomically(path, payload)
-        services.candidate_finish(
-            candidate, test_accuracy=test["accuracy"], test_macro_recall=test["macro_recall"],
-            test_macro_f1=test["macro_f1"], confusion_matrix=test["confusion_matrix"],
-            checkpoint_path=str(path), checkpoint_size=size, checkpoint_sha256=digest)
-        return "finished"
-    except Exception:
+        with time_limit(settings.CELERY_TASK_TIME_LIMIT - 5):
+            return _train_claimed(candidate, device, beat)
+    except Exception as exc:
         log.exception("candidate %s failed", candidate_id)
-        services.candidate_fail(candidate, error=traceback.format_exc())
+        message = str(exc) if isinstance(exc, CandidateTimeLimit) else traceback.format_exc()
+        with_db_retry(services.candidate_fail, candidate, error=message)
         return "failed"
+    finally:
+        if beat is not None:
+            beat.running(None)
+
+
+def _train_claimed(candidate, device, beat) -> str:
+    search = candidate.search
+    recipe = recipe_for(search.train_settings)
+    data = datasets.load(search.dataset, search.seed, str(settings.DATA_DIR),
+                         resolution=recipe["resolution"]).to(device)
+    space = get_space(search.space, search.space_settings)
+    model = space.build(candidate.arch, data.input_shape, data.num_classes).to(device)
+    with_db_retry(services.candidate_set_measurements, candidate, **measure(model, data.input_shape, device))
+    rule = get_early_stopping(search.early_stopping, search.early_stopping_settings)
+    n_train = max(1, int(len(data.x_train) * recipe["train_fraction"]))
+    for metrics in train_epochs(model, data, recipe, search.epochs, seed=search.seed + candidate.index):
+        if beat is not None:
+            beat.epoch_done(n_train / max(metrics["seconds"], 1e-9))
+        if not with_db_retry(services.epoch_record, candidate, **metrics):
+            with_db_retry(services.candidate_stop, candidate, reason="Stopped: the search was cancelled.")
+            return "cancelled"
+        if metrics["epoch"] < search.epochs and not isinstance(rule, NoEarlyStopping):
+            curve, peers = with_db_retry(services.candidate_curves, candidate, up_to_epoch=metrics["epoch"])
+            decision = rule.decide(curve, peers)
+            if decision.stop:
+                with_db_retry(services.candidate_prune, candidate, reason=decision.reason)
+                return "pruned"
+    _, _, pred = evaluate(model, data.x_test, data.y_test)
+    test = classification_metrics(pred, data.y_test, data.num_classes)
+    path = checkpoints.checkpoint_path(settings.CHECKPOINT_DIR, search.id, candidate.index)
+    payload = checkpoints.build_payload(
+        model=model, space=search.space, space_settings=search.space_settings, arch=candidate.arch,
+        input_shape=data.input_shape, num_classes=data.num_classes, class_names=data.class_names,
+        mean=data.mean, std=data.std,
+        metrics={"test_accuracy": test["accuracy"], "best_val_accuracy": candidate.best_val_accuracy,
+                 "final_val_accuracy": candidate.final_val_accuracy})
+    try:
+        size, digest = checkpoints.write_atomically(path, payload)
+    except OSError as exc:
+        raise CheckpointError(f"Could not write the checkpoint to {path.parent}: {exc.strerror or exc}") from exc
+    finished = with_db_retry(
+        services.candidate_finish, candidate, test_accuracy=test["accuracy"],
+        test_macro_recall=test["macro_recall"], test_macro_f1=test["macro_f1"],
+        confusion_matrix=test["confusion_matrix"], checkpoint_path=str(path),
+        checkpoint_size=size, checkpoint_sha256=digest)
+    if not finished:  # taken back meanwhile (we were presumed dead): the file is not ours to keep
+        path.unlink(missing_ok=True)
+        return "skipped"
+    return "finished"
+
+
+class CheckpointError(Exception):
+    """The checkpoint could not be written (disk full, no permission)."""
