@@ -91,3 +91,103 @@ class ServiceProcess:
                 os.killpg(self.proc.pid, 9)
                 self.proc.wait()
         self.log.close()
+
+
+def _server_bin(name: str) -> str:
+    """A Postgres server binary: on PATH, or in Debian's versioned folder."""
+    import glob
+    import shutil
+    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))[::-1]), None)
+    if not found:
+        raise RuntimeError(f"{name} not found: install Debian's postgresql package")
+    return found
+
+
+class PrivatePostgres:
+    """A throwaway Postgres cluster on a free port, for tests that stop or restart it.
+
+    initdb refuses to run as root, so the cluster belongs to the postgres user
+    (or nobody); connections use trust auth as the superuser ``root``.
+    """
+
+    def __init__(self):
+        import pwd
+        import tempfile
+        self.port = free_port()
+        self.owner = "postgres" if "postgres" in {p.pw_name for p in pwd.getpwall()} else "nobody"
+        self.base = Path(tempfile.mkdtemp(prefix="nasweb-pg-"))
+        self.base.chmod(0o755)
+        self.data = self.base / "data"
+        self.log = self.base / "server.log"
+        self._as_owner(["mkdir", "-p", str(self.data)], chown=True)
+        self._as_owner([_server_bin("initdb"), "-D", str(self.data), "-U", "root", "-A", "trust", "--no-sync"])
+        self.start()
+        self.run_sql("postgres", "CREATE DATABASE nasweb")
+
+    def _as_owner(self, args, chown=False):
+        if chown:
+            subprocess.run(["chown", f"{self.owner}:", str(self.base)], check=True)
+        prefix = ["runuser", "-u", self.owner, "--"] if os.geteuid() == 0 else []
+        subprocess.run(prefix + args, check=True, capture_output=True)
+
+    @property
+    def url(self) -> str:
+        return f"postgres://root@127.0.0.1:{self.port}/nasweb"
+
+    def start(self):
+        self._as_owner([_server_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-o",
+                        f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off", "start"])
+
+    def stop(self):
+        self._as_owner([_server_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"])
+
+    def run_sql(self, database: str, sql: str):
+        import psycopg2
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="root", dbname=database)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                return cur.fetchall() if cur.description else None
+        finally:
+            conn.close()
+
+    def destroy(self):
+        import shutil
+        try:
+            self.stop()
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+class PrivateRedis:
+    """A throwaway redis-server on a free port, for tests that restart it."""
+
+    def __init__(self, directory: Path):
+        self.port = free_port()
+        self.directory = directory
+        self.proc = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise TimeoutError("private redis-server did not start")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)

@@ -2,13 +2,17 @@
 from celery import shared_task
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from searches import services
 
 from . import devices, heartbeat, training
 
 
-@shared_task(name="workers.tasks.advance_search", acks_late=True)
+# A lost advance would leave a search stuck, so a database outage is waited out.
+@shared_task(name="workers.tasks.advance_search", acks_late=True,
+             autoretry_for=(OperationalError, InterfaceError), retry_backoff=1, retry_backoff_max=30,
+             max_retries=20)
 def advance_search(search_id: int) -> None:
     services.search_advance(search_id)
 
