@@ -4,6 +4,7 @@ Safe to run again: the user "demo" keeps its searches, gets a new password
 each run (printed), and gets a demo search only while it has none.
 """
 import secrets
+import string
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
@@ -32,7 +33,7 @@ class Command(BaseCommand):
         from searches.models import Search
         from searches.services import search_create
 
-        password = password or secrets.token_urlsafe(12)
+        password = password or "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(16))
         with transaction.atomic():
             user, created = get_user_model().objects.get_or_create(username=username)
             user.set_password(password)
