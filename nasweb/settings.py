@@ -27,6 +27,15 @@ DATABASES = {
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CHECKPOINT_DIR = Path(os.environ.get("CHECKPOINT_DIR", BASE_DIR / "var" / "checkpoints"))
 DATA_DIR = Path(os.environ.get("DATA_DIR", BASE_DIR / "var" / "data"))
+# Data sets users upload (searches/uploads.py): the most an archive or text file may hold,
+# checked on the declared sizes and again on the bytes actually extracted.
+UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", 200 * 1024 * 1024))
+UPLOAD_MAX_FILES = int(os.environ.get("UPLOAD_MAX_FILES", 20000))
+UPLOAD_MAX_IMAGE_PIXELS = int(os.environ.get("UPLOAD_MAX_IMAGE_PIXELS", 4096 * 4096))
+# Image-folder data sets are resized to this many pixels a side for training.
+IMAGE_FOLDER_SIDE = int(os.environ.get("IMAGE_FOLDER_SIDE", 32))
+# Larger request bodies stream to a temporary file, never into memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 INSTALLED_APPS = [
     "daphne",
@@ -37,6 +46,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from here: no CDN at run time
     "searches.apps.SearchesConfig",
     "workers.apps.WorkersConfig",
 ]
@@ -103,6 +115,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ROUTES = {
     "workers.tasks.advance_search": {"queue": "control"},
     "workers.tasks.train_candidate": {"queue": "gpu"},
+    # Bundles run on the light queue: they must not wait behind hours of training.
+    "workers.tasks.build_bundle": {"queue": "control"},
     "workers.tasks.reap_stale": {"queue": "control"},
 }
 # A training worker silent for this long is lost; its candidate goes back to the queue.
@@ -118,12 +132,57 @@ CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30
 # Tests run tasks in real worker processes; eager mode only where a caller asks for it.
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                      "KEY_PREFIX": os.environ.get("CHANNEL_PREFIX", "nasweb")}}
+LOGIN_FAILURES_PER_USER = int(os.environ.get("LOGIN_FAILURES_PER_USER", 5))
+LOGIN_FAILURES_PER_ADDRESS = int(os.environ.get("LOGIN_FAILURES_PER_ADDRESS", 30))
+
+# Production hardening: on unless DEBUG; behind a TLS proxy set SECURE_PROXY_SSL_HEADER's env.
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", 0 if DEBUG else 3600))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+if env_bool("BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+}
+
+# REST API (searches/api): personal tokens or the browser session; JSON only.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "searches.api.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "searches.api.negotiation.JsonOnlyNegotiation",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "searches.api.views.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "NASWeb API",
+    "DESCRIPTION": "Searches, candidates, model bundles, exports and workers. "
+                   "Authenticate with a personal token: `Authorization: Bearer <token>`.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"SearchStateEnum": "searches.models.Search.State",
+                            "CandidateStateEnum": "searches.models.Candidate.State",
+                            "BundleStateEnum": "searches.models.Bundle.State"},
 }

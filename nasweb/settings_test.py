@@ -13,6 +13,8 @@ CHANNEL_LAYERS = {
     },
 }
 CELERY_BROKER_URL = REDIS_URL
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                      "KEY_PREFIX": os.environ.get("CHANNEL_PREFIX", "nasweb-test")}}
 CHECKPOINT_DIR = __import__("pathlib").Path(os.environ.get("CHECKPOINT_DIR", BASE_DIR / "var" / "test-checkpoints"))
 # Each concurrent test session (a developer's, CI's) may name its own test database.
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DB_NAME", "test_nasweb")}  # noqa: F405

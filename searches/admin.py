@@ -3,7 +3,7 @@
 State changes go through searches.services; the admin is for looking."""
 from django.contrib import admin
 
-from .models import Candidate, EpochMetric, Search, Worker
+from .models import ApiToken, Bundle, Candidate, Dataset, EpochMetric, Search, Worker
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -37,3 +37,21 @@ class EpochMetricAdmin(ReadOnlyAdmin):
 @admin.register(Worker)
 class WorkerAdmin(ReadOnlyAdmin):
     list_display = ("name", "host", "device", "candidate", "last_heartbeat", "epochs_done")
+
+
+@admin.register(Bundle)
+class BundleAdmin(ReadOnlyAdmin):
+    list_display = ("id", "candidate", "state", "progress", "size", "onnx_ok", "created_at")
+    list_filter = ("state",)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    # Only the prefix and a digest are stored; the key itself is shown once, to its owner.
+    list_display = ("id", "owner", "name", "prefix", "created_at", "last_used_at", "revoked_at")
+
+
+@admin.register(Dataset)
+class DatasetAdmin(ReadOnlyAdmin):
+    list_display = ("id", "owner", "name", "kind", "state", "num_examples", "num_classes", "created_at")
+    list_filter = ("kind", "state")

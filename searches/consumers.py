@@ -1,4 +1,4 @@
-"""The websocket of one search: a snapshot from Postgres, then live events."""
+"""The websocket of one search: a bounded snapshot from Postgres, then live events."""
 from __future__ import annotations
 
 from urllib.parse import parse_qs
@@ -13,9 +13,36 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 
 
+def _ids(value) -> list[int]:
+    """``"1,2,3"`` or ``[1, 2, 3]`` -> ``[1, 2, 3]``; anything else is skipped."""
+    items = value.split(",") if isinstance(value, str) else (value if isinstance(value, (list, tuple)) else [])
+    ids = []
+    for item in items:
+        try:
+            ids.append(int(item))
+        except (TypeError, ValueError):
+            continue
+    return ids
+
+
+def _int(value, default=0) -> int:
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return default
+
+
 class SearchConsumer(AsyncJsonWebsocketConsumer):
-    """Joins the search's group before reading the snapshot, so nothing falls
-    between the two; the page drops epochs whose sequence number it has seen."""
+    """Joins the search's group before reading the snapshot, so nothing falls between the
+    two; the page drops epochs whose sequence number it has seen.
+
+    What the page asks for, in the URL's query string or in a ``resume`` message:
+    ``after`` (last sequence number seen), ``have`` (candidates whose curves it holds),
+    ``selected`` (candidates the user picked), ``top`` (how many of the best to draw) and
+    the leaderboard view (``sort``, ``state``, ``page``... as the JSON endpoint takes them).
+    With ``candidate=<id>`` (the candidate page) the snapshot and the events are those of
+    that one candidate and of the search itself.
+    """
 
     async def connect(self):
         user = self.scope.get("user")
@@ -26,31 +53,88 @@ class SearchConsumer(AsyncJsonWebsocketConsumer):
         if not await database_sync_to_async(selectors.search_owned_by)(user, self.search_id):
             await self.close(code=CLOSE_NOT_FOUND)
             return
+        query = {k: v for k, v in parse_qs(self.scope.get("query_string", b"").decode(), keep_blank_values=True).items()}
+        self.only_candidate = _ids(query.get("candidate", [""])[0])[:1] or None
         self.group = group_name(self.search_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        await self.send_json(await database_sync_to_async(selectors.search_snapshot)(
-            self.search_id, self._after_seq()))
+        await self.send_json(await self._snapshot({k: v[0] if len(v) == 1 else v for k, v in query.items()},
+                                                  query))
 
-    def _after_seq(self) -> int:
-        query = parse_qs(self.scope.get("query_string", b"").decode())
-        try:
-            return max(0, int(query.get("after", ["0"])[0]))
-        except ValueError:
-            return 0
+    async def _snapshot(self, fields: dict, params) -> dict:
+        after = _int(fields.get("after", 0))
+        if self.only_candidate:
+            return await database_sync_to_async(selectors.candidate_snapshot)(
+                self.search_id, self.only_candidate[0], after)
+        have = _ids(fields["have"]) if "have" in fields else None
+        return await database_sync_to_async(selectors.search_snapshot)(
+            self.search_id, after, have=have, selected=_ids(fields.get("selected", "")),
+            query=selectors.LeaderboardQuery.from_params(params),
+            top_n=_int(fields["top"], None) if "top" in fields else None)
 
     async def receive_json(self, content, **kwargs):
         # The page may ask again for what it missed without reconnecting.
-        if isinstance(content, dict) and content.get("type") == "resume":
-            try:
-                after = max(0, int(content.get("after", 0)))
-            except (TypeError, ValueError):
-                return
-            await self.send_json(await database_sync_to_async(selectors.search_snapshot)(self.search_id, after))
+        if not isinstance(content, dict) or content.get("type") != "resume":
+            return
+        view = content.get("leaderboard") if isinstance(content.get("leaderboard"), dict) else {}
+        await self.send_json(await self._snapshot(content, view))
 
     async def disconnect(self, code):
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def search_event(self, message):
-        await self.send_json(message["event"])
+        event = message["event"]
+        if self.only_candidate and not self._concerns_candidate(event):
+            return
+        await self.send_json(event)
+
+    def _concerns_candidate(self, event: dict) -> bool:
+        kind = event.get("type")
+        if kind == "epoch":
+            return event.get("candidate") == self.only_candidate[0]
+        if kind == "candidate":
+            return (event.get("candidate") or {}).get("id") == self.only_candidate[0]
+        return kind == "search"
+
+
+class WorkersConsumer(AsyncJsonWebsocketConsumer):
+    """The Workers page's websocket: the worker table whenever it changes.
+
+    Heartbeats are frequent and Postgres holds them, so instead of an event per beat this
+    reads the (small) worker table every ``interval`` seconds on the server and sends it
+    only when something besides the heartbeat ages changed; the page counts ages itself.
+    """
+
+    interval = 2.0
+
+    async def connect(self):
+        import asyncio
+
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.user = user
+        await self.accept()
+        self._last = None
+        self._task = asyncio.ensure_future(self._watch())
+
+    async def _send_if_changed(self):
+        rows = await database_sync_to_async(selectors.worker_rows_for)(self.user)
+        key = [{k: v for k, v in row.items() if k != "seconds_since_heartbeat"} for row in rows]
+        if key != self._last:
+            self._last = key
+            await self.send_json({"type": "workers", "workers": rows})
+
+    async def _watch(self):
+        import asyncio
+
+        while True:
+            await self._send_if_changed()
+            await asyncio.sleep(self.interval)
+
+    async def disconnect(self, code):
+        task = getattr(self, "_task", None)
+        if task is not None:
+            task.cancel()

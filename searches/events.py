@@ -49,12 +49,16 @@ def search_event(search, counts: dict) -> dict:
 
 
 def candidate_data(c) -> dict:
-    """The plain-JSON form of a candidate the page draws (snapshot and events alike)."""
+    """The plain-JSON form of a candidate the page draws (snapshot, leaderboard pages and
+    events alike). Small on purpose: no confusion matrix, no full traceback."""
     return {
-        "id": c.id, "index": c.index, "genotype": c.genotype, "state": c.state,
-        "param_count": c.param_count, "epochs_done": c.epochs_done,
+        "id": c.id, "index": c.index, "genotype": c.genotype, "state": c.state, "arch": c.arch,
+        "kind": c.kind, "param_count": c.param_count, "flops": c.flops, "latency_ms": c.latency_ms,
+        "on_pareto_front": c.on_pareto_front, "epochs_done": c.epochs_done,
         "best_val_accuracy": c.best_val_accuracy, "final_val_accuracy": c.final_val_accuracy,
-        "test_accuracy": c.test_accuracy, "worker": c.worker, "error": c.error.splitlines()[-1] if c.error else "",
+        "test_accuracy": c.test_accuracy, "test_macro_f1": c.test_macro_f1,
+        "worker": c.worker, "device": c.device,
+        "error": c.error.splitlines()[-1] if c.error else "", "stop_reason": c.stop_reason,
         "started_at": c.started_at.isoformat() if c.started_at else None,
         "finished_at": c.finished_at.isoformat() if c.finished_at else None,
         "has_checkpoint": bool(c.checkpoint_path),
@@ -65,7 +69,8 @@ def search_data(s, counts: dict) -> dict:
     return {
         "id": s.id, "name": s.name, "state": s.state, "error": s.error,
         "max_candidates": s.max_candidates, "epochs": s.epochs, "parallel": s.parallel,
-        "last_seq": s.last_seq, "counts": counts,
+        "objectives": s.objectives, "last_seq": s.last_seq, "counts": counts,
         "started_at": s.started_at.isoformat() if s.started_at else None,
         "finished_at": s.finished_at.isoformat() if s.finished_at else None,
     }
+

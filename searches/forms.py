@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from django import forms
 
-from .datasets_catalog import DATASETS
+from .datasets_catalog import available_datasets, dataset_info
 from .models import Search
 from .nas import SPACES, STRATEGIES
 from .nas.early_stopping import EARLY_STOPPING
-from .services import LIMITS
+from .services import LIMITS, ONE_SHOT
 
 # Objective presets the form offers; the API takes any list of {"metric", "direction"}.
 OBJECTIVES = {
@@ -27,9 +27,9 @@ PRESETS = {
 }
 
 
-def _dataset_choices():
+def _dataset_choices(user=None):
     choices = []
-    for info in DATASETS.values():
+    for info in available_datasets(owner=user):
         ok, reason = info.availability()
         choices.append((info.name, info.label if ok else f"{info.label} — unavailable: {reason}"))
     return choices
@@ -67,15 +67,20 @@ class SearchForm(forms.Form):
         self.fields["early_stopping"].choices = [(n, cls.label or n) for n, cls in EARLY_STOPPING.items()]
         if user is not None:
             self.fields["warm_start"].queryset = Search.objects.filter(owner=user, state=Search.State.FINISHED)
-        self.fields["dataset"].choices = _dataset_choices()
+        self._user = user  # uploads are offered to, and accepted from, their owner only
+        self.fields["dataset"].choices = _dataset_choices(user)
         self.fields["space"].choices = [(n, cls.label or n) for n, cls in SPACES.items()]
-        self.fields["strategy"].choices = [(n, cls.label or n) for n, cls in STRATEGIES.items()]
+        self.fields["strategy"].choices = ([(n, cls.label or n) for n, cls in STRATEGIES.items()]
+                                           + list(ONE_SHOT.items()))
 
     def clean_dataset(self):
         name = self.cleaned_data["dataset"]
-        ok, reason = DATASETS[name].availability()
+        info = dataset_info(name, owner=self._user)
+        if info is None:
+            raise forms.ValidationError(f"Unknown data set {name!r}.")
+        ok, reason = info.availability()
         if not ok:
-            raise forms.ValidationError(f"{DATASETS[name].label} is unavailable: {reason}")
+            raise forms.ValidationError(f"{info.label} is unavailable: {reason}")
         return name
 
     def clean(self):

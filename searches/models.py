@@ -81,6 +81,9 @@ class Candidate(models.Model):
     worker = models.CharField(max_length=200, blank=True)
     device = models.CharField(max_length=100, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When its training task was last sent; a queued candidate whose message a
+    # broker restart lost is sent again once this is old (see the reaper).
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     param_count = models.BigIntegerField(null=True, blank=True)
     flops = models.BigIntegerField(null=True, blank=True)
     latency_ms = models.FloatField(null=True, blank=True)
@@ -163,3 +166,128 @@ class Worker(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class Bundle(models.Model):
+    """The downloadable model bundle of one candidate, built by a Celery task.
+
+    It stays valid while the candidate's checkpoint is the one it was built
+    from (``checkpoint_sha256``); a new checkpoint makes it stale.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        READY = "ready"
+        FAILED = "failed"
+
+    BUSY_STATES = (State.QUEUED, State.RUNNING)
+
+    candidate = models.OneToOneField(Candidate, on_delete=models.CASCADE, related_name="bundle")
+    state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED, db_index=True)
+    # Bumped by each (re)build request; a task only writes to the attempt it was started for.
+    attempt = models.PositiveIntegerField(default=1)
+    progress = models.PositiveSmallIntegerField(default=0)  # 0..100
+    message = models.CharField(max_length=300, blank=True)
+    error = models.TextField(blank=True)
+    checkpoint_sha256 = models.CharField(max_length=64)  # the candidate checkpoint it is built from
+    worker = models.CharField(max_length=200, blank=True)
+    path = models.CharField(max_length=500, blank=True)
+    size = models.BigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    standalone_ok = models.BooleanField(null=True, blank=True)  # model.py rebuilds it with torch alone
+    standalone_error = models.TextField(blank=True)
+    onnx_ok = models.BooleanField(null=True, blank=True)
+    onnx_error = models.TextField(blank=True)
+    onnx_max_diff = models.FloatField(null=True, blank=True)
+    float_size = models.BigIntegerField(null=True, blank=True)  # float TorchScript file
+    float_accuracy = models.FloatField(null=True, blank=True)
+    int8_size = models.BigIntegerField(null=True, blank=True)  # int8 dynamically quantised TorchScript file
+    int8_accuracy = models.FloatField(null=True, blank=True)
+    int8_error = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"bundle of {self.candidate}"
+
+    @property
+    def is_current(self) -> bool:
+        """Built from the candidate's present checkpoint (not stale)."""
+        return self.checkpoint_sha256 == self.candidate.checkpoint_sha256
+
+    @property
+    def is_busy(self) -> bool:
+        return self.state in self.BUSY_STATES
+
+
+class ApiToken(models.Model):
+    """A personal API token. Only a hash of the key is kept; the key is shown once."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    key_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=16)  # the key's first characters, to recognise it
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class Dataset(models.Model):
+    """A data set a user uploaded: an image folder (from a zip) or a text table (CSV/JSONL).
+
+    Its files live under ``DATA_DIR/uploads/<owner id>/<name>/`` once checked; a refused
+    upload is kept as a failed row with the reason and no files. Only its owner sees it;
+    searches name it ``upload:<id>`` (``catalog_name``).
+    """
+
+    class Kind(models.TextChoices):
+        IMAGE_FOLDER = "image-folder"
+        TEXT = "text"
+
+    class State(models.TextChoices):
+        READY = "ready"
+        FAILED = "failed"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="datasets")
+    name = models.CharField(max_length=64)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    path = models.CharField(max_length=500, blank=True)
+    size = models.BigIntegerField(default=0)  # bytes on disk
+    num_examples = models.PositiveIntegerField(default=0)
+    num_classes = models.PositiveIntegerField(default=0)
+    class_names = models.JSONField(default=list, blank=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.READY, db_index=True)
+    message = models.TextField(blank=True)  # why it was refused, in words
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], condition=models.Q(state="ready"),
+                                    name="dataset_unique_ready_name_per_owner"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.kind}, {self.state})"
+
+    @property
+    def catalog_name(self) -> str:
+        """The name a search stores in ``Search.dataset``."""
+        return f"upload:{self.pk}"
+
+    def get_absolute_url(self):
+        return reverse("dataset_detail", args=[self.pk])

@@ -1,11 +1,19 @@
 """Reads that pages, downloads and the websocket need; nothing here writes."""
 from __future__ import annotations
 
-from django.db.models import Count, Max, Q
+import json
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, F, Max, Q
 from django.http import Http404
+from django.urls import reverse
+from django.utils import timezone
 
 from . import events
-from .models import Candidate, EpochMetric, Search
+from .models import Candidate, EpochMetric, Search, Worker
+from .nas import get_space
 from .services import state_counts
 
 ENDED = [s.value for s in Candidate.ENDED_STATES]
@@ -50,14 +58,579 @@ def epochs_after(search_id: int, after_seq: int) -> list[dict]:
     return [events.epoch_event(m) for m in rows]
 
 
-def search_snapshot(search_id: int, after_seq: int = 0) -> dict:
-    """What a page needs to draw the search from Postgres alone: state, every candidate,
-    and every epoch after ``after_seq`` (all of them on a first connect)."""
+def search_snapshot(search_id: int, after_seq: int = 0, *, have=None, selected=(), query=None,
+                    top_n: int | None = None) -> dict:
+    """What a page needs to draw a search of any size from Postgres alone, bounded however
+    many candidates it has: the state and counts, one leaderboard page, and the curves of
+    the candidates the page draws (the top ``top_n``, the ones the user selected, the
+    running ones).
+
+    Resuming: ``after_seq`` is the last sequence number the page saw and ``have`` the
+    candidates whose curves it holds complete. Those get only their epochs after
+    ``after_seq``; every other drawn candidate gets its whole curve. With ``have=None``
+    every drawn candidate counts as held (plain "everything after N"). The page drops the
+    curves it holds of candidates no longer drawn, and drops points whose sequence number
+    it has seen, so a reconnect leaves no gap and no duplicate point in what it draws.
+    """
     search = Search.objects.get(pk=search_id)
-    candidates = [events.candidate_data(c) for c in search.candidates.order_by("index")]
+    counts, stats = candidate_stats(search_id)
+    query = query or LeaderboardQuery()
+    top_n = TOP_CURVES if top_n is None else max(0, min(int(top_n), MAX_TOP_CURVES))
+    board = leaderboard_page(search, query)
+    top = top_candidate_ids(search_id, top_n)
+    running = list(_light(Candidate.objects.filter(search_id=search_id, state=Candidate.State.RUNNING))
+                   .order_by("index")[:MAX_RUNNING])
+    selected = _own_candidate_ids(search_id, selected)
+    drawn = list(dict.fromkeys(top + selected + [c.id for c in running]))
+
+    known = {row["id"]: row for row in board["rows"]}
+    known.update({c.id: events.candidate_data(c) for c in running})
+    missing = [cid for cid in drawn if cid not in known]
+    if missing:
+        known.update({c.id: events.candidate_data(c)
+                      for c in _light(Candidate.objects.filter(search_id=search_id, id__in=missing))})
+
+    held = set(drawn) if have is None else set(drawn) & {int(h) for h in have}
+    fresh = [cid for cid in drawn if cid not in held]
+    wanted = Q(candidate_id__in=list(held), seq__gt=after_seq) | Q(candidate_id__in=fresh)
+    epochs = ([events.epoch_event(m) for m in EpochMetric.objects.filter(search_id=search_id)
+               .filter(wanted).order_by("seq")] if drawn else [])
     return {
         "type": "snapshot",
-        "search": events.search_data(search, state_counts(search_id)),
-        "candidates": candidates,
-        "epochs": epochs_after(search_id, after_seq),
+        "search": events.search_data(search, counts),
+        "after": after_seq,
+        "leaderboard": board,
+        "candidates": list(known.values()),
+        "top": top,
+        "drawn": drawn,
+        "epochs": epochs,
+        "progress": progress_stats(search_id, stats),
     }
+
+
+def candidate_snapshot(search_id: int, candidate_id: int, after_seq: int = 0) -> dict:
+    """The candidate page's snapshot: the search's state, this candidate and its curve."""
+    search = Search.objects.get(pk=search_id)
+    candidate = _light(Candidate.objects.filter(search_id=search_id, id=candidate_id)).first()
+    points = (EpochMetric.objects.filter(candidate_id=candidate_id, search_id=search_id, seq__gt=after_seq)
+              .order_by("seq") if candidate else [])
+    return {
+        "type": "snapshot", "after": after_seq,
+        "search": events.search_data(search, state_counts(search_id)),
+        "candidates": [events.candidate_data(candidate)] if candidate else [],
+        "drawn": [candidate.id] if candidate else [], "top": [],
+        "epochs": [events.epoch_event(m) for m in points],
+    }
+
+
+# --- the leaderboard: server-side sort, filter and paging ---------------------------
+
+LEADERBOARD_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+TOP_CURVES = 10
+MAX_TOP_CURVES = 50
+MAX_SELECTED = 50
+MAX_RUNNING = 300
+# Sort keys the page offers -> model fields. Every order ends with ``index`` so that equal
+# values keep one stable order on the server and in the page that merges live updates.
+SORTS = {
+    "best": "best_val_accuracy", "final": "final_val_accuracy", "test": "test_accuracy",
+    "params": "param_count", "flops": "flops", "latency": "latency_ms",
+    "epochs": "epochs_done", "index": "index",
+}
+DEFAULT_SORT = "-best"
+# Columns a leaderboard row never shows: left in the database for the candidate page.
+HEAVY_FIELDS = ("confusion_matrix", "extra")
+
+
+def _light(qs):
+    return qs.defer(*HEAVY_FIELDS)
+
+
+def _getlist(params, key) -> list:
+    if hasattr(params, "getlist"):
+        return params.getlist(key)
+    value = params.get(key, [])
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _first(params, key):
+    values = [v for v in _getlist(params, key) if v not in (None, "")]
+    return values[0] if values else None
+
+
+def _float_or_none(value):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def _int_in(value, default: int, low: int, high: int) -> int:
+    try:
+        return max(low, min(high, int(value)))
+    except (TypeError, ValueError):
+        return default
+
+
+@dataclass(frozen=True)
+class LeaderboardQuery:
+    """One view of the leaderboard: sort, filters and page, read forgivingly from a URL's
+    query parameters (a value that makes no sense is dropped, never a 500)."""
+
+    sort: str = DEFAULT_SORT
+    states: tuple = ()
+    acc_min: float | None = None
+    acc_max: float | None = None
+    params_min: float | None = None
+    params_max: float | None = None
+    q: str = ""
+    uses: tuple = ()  # "name[,name...]=<json value>": any of these decisions has that value
+    page: int = 1
+    page_size: int = LEADERBOARD_PAGE_SIZE
+
+    @classmethod
+    def from_params(cls, params) -> "LeaderboardQuery":
+        sort = _first(params, "sort") or DEFAULT_SORT
+        if sort.lstrip("-") not in SORTS:
+            sort = DEFAULT_SORT
+        states = tuple(dict.fromkeys(s for s in _getlist(params, "state") if s in Candidate.State.values))
+        return cls(
+            sort=sort, states=states,
+            acc_min=_float_or_none(_first(params, "acc_min")), acc_max=_float_or_none(_first(params, "acc_max")),
+            params_min=_float_or_none(_first(params, "params_min")),
+            params_max=_float_or_none(_first(params, "params_max")),
+            q=(_first(params, "q") or "").strip()[:200],
+            uses=tuple(dict.fromkeys(u for u in _getlist(params, "uses") if u and "=" in u))[:10],
+            page=_int_in(_first(params, "page"), 1, 1, 10**7),
+            page_size=_int_in(_first(params, "page_size"), LEADERBOARD_PAGE_SIZE, 1, MAX_PAGE_SIZE),
+        )
+
+    def as_dict(self) -> dict:
+        return {"sort": self.sort, "state": list(self.states), "acc_min": self.acc_min, "acc_max": self.acc_max,
+                "params_min": self.params_min, "params_max": self.params_max, "q": self.q,
+                "uses": list(self.uses), "page": self.page, "page_size": self.page_size}
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.states or self.q or self.uses) or any(
+            v is not None for v in (self.acc_min, self.acc_max, self.params_min, self.params_max))
+
+
+def _strict_choice(decision, value):
+    """The choice of ``decision`` equal to ``value`` (a JSON ``true`` is not the choice ``1``)."""
+    for choice in decision.choices:
+        if choice == value and isinstance(choice, bool) == isinstance(value, bool):
+            return choice
+    raise ValueError
+
+
+def resolve_uses(space, uses) -> list[tuple[tuple[str, ...], object]]:
+    """``"e1_0,e2_0=\\"conv3x3\\""`` -> ``(("e1_0", "e2_0"), "conv3x3")``; entries naming an
+    unknown decision or a value that is not one of its choices are dropped."""
+    decisions = {d.name: d for d in space.decisions}
+    resolved = []
+    for item in uses:
+        names_text, _, value_text = item.partition("=")
+        try:
+            value = json.loads(value_text)
+            names = tuple(n for n in names_text.split(",") if n)
+            if not names or any(n not in decisions for n in names):
+                raise ValueError
+            resolved.append((names, tuple(_strict_choice(decisions[n], value) for n in names)[0]))
+        except (ValueError, TypeError):
+            continue
+    return resolved
+
+
+def uses_options(space) -> list[dict]:
+    """The "uses" filter's choices for one space: each decision's values, and, where several
+    decisions share one set of choices (the six edges of a cell), "any of them" first."""
+    groups: dict[tuple, list[str]] = {}
+    for d in space.decisions:
+        groups.setdefault(tuple(json.dumps(c) for c in d.choices), []).append(d.name)
+    options = []
+    for choices, names in groups.items():
+        if len(names) > 1:
+            label = f"any of {names[0]}…{names[-1]}"
+            options += [{"value": f"{','.join(names)}={c}", "label": f"{label} = {json.loads(c)}"} for c in choices]
+    for d in space.decisions:
+        options += [{"value": f"{d.name}={json.dumps(c)}", "label": f"{d.name} = {c}"} for c in d.choices]
+    return options
+
+
+def space_of(search: Search):
+    try:
+        return get_space(search.space, search.space_settings)
+    except (ValueError, TypeError):
+        return None
+
+
+def leaderboard_queryset(search: Search, query: "LeaderboardQuery"):
+    """The search's candidates filtered and ordered as ``query`` says; every filter is
+    scoped by ``search_id`` first, so each one reads one search through its indexes."""
+    qs = Candidate.objects.filter(search_id=search.id)
+    if query.states:
+        qs = qs.filter(state__in=query.states)
+    if query.acc_min is not None:
+        qs = qs.filter(best_val_accuracy__gte=query.acc_min)
+    if query.acc_max is not None:
+        qs = qs.filter(best_val_accuracy__lte=query.acc_max)
+    if query.params_min is not None:
+        qs = qs.filter(param_count__gte=query.params_min)
+    if query.params_max is not None:
+        qs = qs.filter(param_count__lte=query.params_max)
+    if query.q:
+        qs = qs.filter(genotype__icontains=query.q)
+    space = space_of(search) if query.uses else None
+    for names, value in (resolve_uses(space, query.uses) if space else []):
+        any_of = Q()
+        for name in names:
+            any_of |= Q(arch__contains={name: value})
+        qs = qs.filter(any_of)
+    field = SORTS[query.sort.lstrip("-")]
+    order = F(field).desc(nulls_last=True) if query.sort.startswith("-") else F(field).asc(nulls_last=True)
+    return qs.order_by(order, "index") if field != "index" else qs.order_by(order)
+
+
+def leaderboard_page(search: Search, query: "LeaderboardQuery | None" = None) -> dict:
+    """One page of the leaderboard: at most ``page_size`` rows, whatever the search's size.
+    A page past the end shows the last.
+
+    Sorted by validation accuracy (the default), the candidates that have one are read through
+    the ``(search, -best_val_accuracy)`` index and those without one follow by index, so the
+    first pages cost a few index reads even at 50,000 candidates. Other keys sort in Postgres.
+    """
+    query = query or LeaderboardQuery()
+    qs = leaderboard_queryset(search, query)
+    field = SORTS[query.sort.lstrip("-")]
+    size = query.page_size
+    total = qs.count()
+    if field == "best_val_accuracy":  # an index-only count, like the total's
+        scored = qs.filter(best_val_accuracy__isnull=False).count()
+    pages = max(1, -(-total // size))
+    page = min(query.page, pages)
+    offset = (page - 1) * size
+    if field == "best_val_accuracy":
+        best = F(field).desc() if query.sort.startswith("-") else F(field).asc()
+        found = list(_light(qs.filter(best_val_accuracy__isnull=False).order_by(best, "index"))[offset:offset + size]
+                     if offset < scored else [])
+        if len(found) < size:
+            start = max(0, offset - scored)
+            found += list(_light(qs.filter(best_val_accuracy__isnull=True).order_by("index"))
+                          [start:start + size - len(found)])
+    else:
+        found = list(_light(qs)[offset:offset + size])
+    return {"rows": [events.candidate_data(c) for c in found], "total": total, "page": page, "pages": pages,
+            "page_size": size, "offset": offset, "query": dict(query.as_dict(), page=page)}
+
+
+def top_candidate_ids(search_id: int, n: int = TOP_CURVES) -> list[int]:
+    """Ids of the ``n`` candidates with the best validation accuracy so far (ties by index)."""
+    if n <= 0:
+        return []
+    return list(Candidate.objects.filter(search_id=search_id, best_val_accuracy__isnull=False)
+                .order_by(F("best_val_accuracy").desc(), "index").values_list("id", flat=True)[:n])
+
+
+def _own_candidate_ids(search_id: int, ids) -> list[int]:
+    wanted = []
+    for value in ids or ():
+        try:
+            wanted.append(int(value))
+        except (TypeError, ValueError):
+            continue
+    wanted = list(dict.fromkeys(wanted))[:MAX_SELECTED]
+    if not wanted:
+        return []
+    found = set(Candidate.objects.filter(search_id=search_id, id__in=wanted).values_list("id", flat=True))
+    return [cid for cid in wanted if cid in found]
+
+
+def candidate_curves(search_id: int, ids) -> dict:
+    """Whole curves of a few of the search's candidates (ids of other searches are ignored),
+    with their leaderboard data: what a page fetches when the user selects candidates."""
+    ids = _own_candidate_ids(search_id, ids)
+    points = (EpochMetric.objects.filter(search_id=search_id, candidate_id__in=ids).order_by("seq")
+              if ids else [])
+    return {
+        "candidates": [events.candidate_data(c) for c in _light(Candidate.objects.filter(id__in=ids))],
+        "epochs": [events.epoch_event(m) for m in points],
+    }
+
+
+# --- progress --------------------------------------------------------------------
+
+def candidate_stats(search_id: int) -> tuple[dict, dict]:
+    """Counts by state, device time and the best-so-far steps, from one pass over the search's
+    candidates (at 50,000 candidates each pass over the table is most of the cost):
+    ``(counts, {"ended_seconds", "finished_seconds", "finished_count", "best_so_far"})``.
+    ``best_so_far`` is ``[[finished_at, best value, candidate id], ...]`` at each improvement."""
+    table = Candidate._meta.db_table
+    counts = {state: 0 for state in Candidate.State.values}
+    stats = {"ended_seconds": 0.0, "finished_seconds": 0.0, "finished_count": 0}
+    best = []
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            WITH c AS MATERIALIZED (
+                SELECT id, state, started_at, finished_at, best_val_accuracy FROM {table} WHERE search_id = %s
+            )
+            SELECT 'count', state, count(*), coalesce(sum(extract(epoch FROM finished_at - started_at)), 0),
+                   count(finished_at - started_at), NULL::timestamptz, NULL::double precision, NULL::bigint
+            FROM c GROUP BY state
+            UNION ALL
+            (SELECT 'best', NULL, NULL, NULL, NULL, finished_at, best_val_accuracy, id FROM (
+                SELECT id, finished_at, best_val_accuracy,
+                       max(best_val_accuracy) OVER (ORDER BY finished_at, id
+                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before
+                FROM c WHERE finished_at IS NOT NULL AND best_val_accuracy IS NOT NULL) AS t
+             WHERE before IS NULL OR best_val_accuracy > before
+             ORDER BY finished_at, id LIMIT %s)""", [search_id, BEST_SO_FAR_LIMIT])
+        for kind, state, n, seconds, timed, at, value, cid in cursor.fetchall():
+            if kind == "count":
+                counts[state] = n
+                stats["ended_seconds"] += float(seconds)
+                if state == Candidate.State.FINISHED:
+                    stats["finished_seconds"], stats["finished_count"] = float(seconds), timed
+            else:
+                best.append((at, cid, value))
+    best.sort()
+    stats["best_so_far"] = [[at.isoformat(), value, cid] for at, cid, value in best]
+    return counts, stats
+
+
+BEST_SO_FAR_LIMIT = 1000
+
+
+def progress_stats(search_id: int, stats: dict | None = None) -> dict:
+    """Device time spent, how long a finished candidate took on average, and the best value
+    so far each time it improved (one point per improvement, not per candidate)."""
+    return stats if stats is not None else candidate_stats(search_id)[1]
+
+
+def best_so_far(search_id: int) -> list[list]:
+    """``[[finished_at, best value, candidate id], ...]`` at each improvement, oldest first."""
+    return candidate_stats(search_id)[1]["best_so_far"]
+
+
+# --- Pareto scatter --------------------------------------------------------------
+
+SCATTER_METRICS = {"params": "param_count", "flops": "flops", "latency": "latency_ms"}
+
+
+def pareto_front_ids(points: list[tuple], metric_index: int) -> set[int]:
+    """Ids on the 2-D front of (max accuracy, min cost) among ``(id, accuracy, costs...)``."""
+    usable = sorted((p for p in points if p[metric_index] is not None), key=lambda p: (p[metric_index], -p[1]))
+    front, best = set(), None
+    for p in usable:
+        if best is None or p[1] > best:
+            front.add(p[0])
+            best = p[1]
+    return front
+
+
+def scatter_points(search: Search, x: str = "params", limit: int = 2000) -> dict:
+    """Finished candidates as points of accuracy against one cost (``x``: parameters, FLOPs or
+    latency). Past ``limit`` points it keeps every point on the front, the most accurate ones
+    and an even sample of the rest, so a 50,000-candidate search still draws in a moment."""
+    column = SCATTER_METRICS.get(x, "param_count")
+    table = Candidate._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            SELECT id, best_val_accuracy, {column}, index, on_pareto_front FROM {table}
+            WHERE search_id = %s AND state = %s AND best_val_accuracy IS NOT NULL AND {column} IS NOT NULL
+            ORDER BY index""", [search.id, Candidate.State.FINISHED])
+        rows = cursor.fetchall()
+    total = len(rows)
+    if total > limit:
+        keep = pareto_front_ids(rows, 2) | {r[0] for r in rows if r[4]}
+        keep |= {r[0] for r in sorted(rows, key=lambda r: -r[1])[:limit // 4]}
+        room = max(0, limit - len(keep))
+        step = max(1, -(-total // max(1, room)))
+        keep |= {r[0] for r in rows[::step][:room]}
+        rows = [r for r in rows if r[0] in keep]
+    return {
+        "x": x if x in SCATTER_METRICS else "params", "total": total, "sampled": total > len(rows),
+        "finished": Candidate.objects.filter(search_id=search.id, state=Candidate.State.FINISHED).count(),
+        "points": [{"id": r[0], "best_val_accuracy": r[1], column: r[2], "index": r[3], "on_pareto_front": r[4]}
+                   for r in rows],
+    }
+
+
+# --- architectures ---------------------------------------------------------------
+
+def _choice_label(value) -> str:
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+def choice_frequencies(search: Search, k: int) -> dict:
+    """How often each choice of each decision appears among the top ``k`` candidates."""
+    space = space_of(search)
+    archs = list(Candidate.objects.filter(search_id=search.id, best_val_accuracy__isnull=False)
+                 .order_by(F("best_val_accuracy").desc(), "index").values_list("arch", flat=True)[:k])
+    decisions = []
+    for d in (space.decisions if space else []):
+        counts = {json.dumps(c): 0 for c in d.choices}
+        for arch in archs:
+            if d.name in arch:
+                key = json.dumps(arch[d.name])
+                counts[key] = counts.get(key, 0) + 1
+        decisions.append({"name": d.name, "choices": [
+            {"value": _choice_label(json.loads(key)), "count": n, "share": n / len(archs) if archs else 0.0}
+            for key, n in counts.items()]})
+    return {"k": len(archs), "decisions": decisions}
+
+
+def arch_diff(search: Search, a: dict, b: dict) -> list[dict]:
+    """Decision by decision, the two architectures' choices and whether they differ."""
+    space = space_of(search)
+    names = [d.name for d in space.decisions] if space else sorted(set(a) | set(b))
+    names += [n for n in sorted(set(a) | set(b)) if n not in names]
+    return [{"name": n, "a": _choice_label(a.get(n, "—")), "b": _choice_label(b.get(n, "—")),
+             "differs": a.get(n) != b.get(n)} for n in names]
+
+
+def candidate_by_index(search: Search, index) -> Candidate | None:
+    try:
+        return search.candidates.filter(index=int(index)).first()
+    except (TypeError, ValueError):
+        return None
+
+
+def candidate_curve(candidate: Candidate) -> list[dict]:
+    return [events.epoch_event(m) for m in candidate.epoch_metrics.order_by("epoch")]
+
+
+def confusion_rows(matrix) -> list[dict]:
+    """A confusion matrix as rows of cells with an intensity from 0 to 1 (the share of the
+    row's true class), for a heat map; None when there is no usable matrix."""
+    if not matrix or not isinstance(matrix, list) or not all(isinstance(r, list) for r in matrix):
+        return []
+    rows = []
+    for true_class, row in enumerate(matrix):
+        total = sum(v for v in row if isinstance(v, (int, float))) or 1
+        rows.append({"label": true_class, "recall": (row[true_class] / total) if true_class < len(row) else 0.0,
+                     "cells": [{"value": v, "share": v / total, "diagonal": i == true_class}
+                               for i, v in enumerate(row)]})
+    return rows
+
+
+# --- workers ---------------------------------------------------------------------
+
+def worker_rows_for(user, *, now=None) -> list[dict]:
+    """Every worker as last heard of, ``lost`` once silent past the heartbeat timeout. The
+    candidate it trains is named only to the owner of that candidate's search."""
+    now = now or timezone.now()
+    timeout = float(getattr(settings, "HEARTBEAT_TIMEOUT_SECONDS", 60))
+    rows = []
+    for w in Worker.objects.select_related("candidate__search").order_by("name"):
+        age = (now - w.last_heartbeat).total_seconds()
+        c = w.candidate
+        mine = c is not None and c.search.owner_id == user.id
+        rows.append({
+            "id": w.id, "name": w.name, "host": w.host, "device": w.device,
+            "last_heartbeat": w.last_heartbeat.isoformat(), "seconds_since_heartbeat": round(age, 1),
+            "lost": age > timeout, "timeout_seconds": timeout, "epochs_done": w.epochs_done,
+            "samples_per_second": w.samples_per_second,
+            "started_at": w.started_at.isoformat() if w.started_at else None,
+            "busy": c is not None,
+            "candidate": ({"id": c.id, "index": c.index, "search_id": c.search_id, "search_name": c.search.name,
+                           "url": reverse("candidate_detail", args=[c.search_id, c.id])} if mine else None),
+        })
+    return rows
+
+
+# --- deliverables: bundles, API tokens, API reads ------------------------------------
+
+def bundle_of(candidate: Candidate):
+    """The candidate's bundle row, or None before the first request."""
+    from .models import Bundle
+
+    return Bundle.objects.filter(candidate_id=candidate.id).first()
+
+
+def best_candidate_for(user, search_id: int) -> Candidate:
+    """The best finished candidate of the user's search, or 404 with the reason."""
+    best = best_candidate(search_get_for(user, search_id))
+    if best is None:
+        raise Http404("No candidate of this search has finished with a checkpoint yet.")
+    return best
+
+
+def ready_bundle_path(candidate: Candidate):
+    """The zip of the candidate's current, ready bundle, or 404 saying what to do."""
+    from pathlib import Path
+
+    from .models import Bundle
+
+    bundle = bundle_of(candidate)
+    if bundle is None or bundle.state != Bundle.State.READY or not bundle.is_current:
+        raise Http404("This candidate has no ready bundle: request one first.")
+    path = Path(bundle.path)
+    if not path.is_file():
+        raise Http404("The bundle file is gone from the checkpoint storage: request the bundle again.")
+    return bundle, path
+
+
+def api_token_lookup(key: str):
+    """The active token with this key, with its owner, or None."""
+    from .models import ApiToken
+    from .services import api_token_digest
+
+    if not key or len(key) > 200:
+        return None
+    return (ApiToken.objects.select_related("owner")
+            .filter(key_hash=api_token_digest(key), revoked_at__isnull=True, owner__is_active=True).first())
+
+
+def api_tokens_for(user):
+    from .models import ApiToken
+
+    return ApiToken.objects.filter(owner=user).order_by("revoked_at", "-created_at", "-id")
+
+
+def api_token_get_for(user, token_id: int):
+    from .models import ApiToken
+
+    token = ApiToken.objects.filter(owner=user, pk=token_id).first()
+    if token is None:
+        raise Http404("No such token.")
+    return token
+
+
+def search_detail_for(user, search_id: int) -> Search:
+    """The user's search with its progress annotations (as in the list), or 404."""
+    search = search_list_for(user).filter(pk=search_id).first()
+    if search is None:
+        raise Http404("No such search.")
+    return search
+
+
+def datasets_for(user):
+    """The user's uploaded data sets (ready and refused), newest first."""
+    from .models import Dataset
+
+    return Dataset.objects.filter(owner=user).order_by("-created_at", "-id")
+
+
+def dataset_get_for(user, dataset_id: int):
+    """The user's own uploaded data set, or 404 (another user's is as absent as a missing one)."""
+    from .models import Dataset
+
+    dataset = Dataset.objects.filter(owner=user, pk=dataset_id).first()
+    if dataset is None:
+        raise Http404("No such data set.")
+    return dataset
+
+
+def dataset_searches(dataset):
+    """The owner's searches that train on ``dataset``, newest first."""
+    return Search.objects.filter(owner_id=dataset.owner_id, dataset=dataset.catalog_name).order_by("-created_at")
+
+
+def disk_datasets():
+    """Data sets an administrator put under DATA_DIR (text files, image folders), with availability."""
+    from .datasets_catalog import available_datasets
+
+    return [(info, *info.availability()) for info in available_datasets() if info.kind in ("text", "folder")]

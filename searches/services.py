@@ -16,7 +16,7 @@ from django.utils import timezone
 from nasweb.celery import app as celery_app
 
 from . import events
-from .datasets_catalog import DATASETS
+from .datasets_catalog import dataset_info
 from .models import Candidate, EpochMetric, Search
 from .nas import STRATEGIES, InvalidArchitecture, Trial, get_space, get_strategy, pareto
 from .nas.early_stopping import get_early_stopping
@@ -37,6 +37,7 @@ def _enqueue_advance(search_id: int) -> None:
 
 
 def _enqueue_train(candidate_id: int) -> None:
+    Candidate.objects.filter(id=candidate_id).update(enqueued_at=timezone.now())
     transaction.on_commit(lambda: celery_app.send_task(TRAIN_TASK, args=[candidate_id], queue="gpu"))
 
 
@@ -79,7 +80,8 @@ def search_create(*, owner, name, dataset, space, strategy, max_candidates, epoc
         errors["warm_start"] = "Warm start from one of your own searches over the same search space."
     if not str(name or "").strip():
         errors["name"] = "Give the search a name."
-    if dataset not in DATASETS:
+    info = dataset_info(dataset, owner=owner)  # an upload is known only to its owner
+    if info is None:
         errors["dataset"] = f"Unknown data set {dataset!r}."
     for field, value in (("max_candidates", max_candidates), ("epochs", epochs), ("parallel", parallel)):
         low, high = LIMITS[field]
@@ -89,13 +91,17 @@ def search_create(*, owner, name, dataset, space, strategy, max_candidates, epoc
         space_obj = get_space(space, space_settings)
     except (ValueError, TypeError) as exc:
         errors["space"] = str(exc)
-    try:
-        get_strategy(strategy, strategy_settings)
-    except (ValueError, TypeError) as exc:
-        errors["strategy"] = str(exc)
-    if "space" not in errors and dataset in DATASETS and DATASETS[dataset].task != _task_of(space_obj):
+    if strategy in ONE_SHOT:
+        if space != "cell":
+            errors["strategy"] = f"{ONE_SHOT[strategy]} searches the cell space; choose the cell space."
+    else:
+        try:
+            get_strategy(strategy, strategy_settings)
+        except (ValueError, TypeError) as exc:
+            errors["strategy"] = str(exc)
+    if "space" not in errors and info is not None and info.task != _task_of(space_obj):
         errors["space"] = (f"The {space} space builds {getattr(space_obj, 'modality', 'image')} models; "
-                           f"{DATASETS[dataset].label} needs a {DATASETS[dataset].task} space.")
+                           f"{info.label} needs a {info.task} space.")
     if "space" not in errors and isinstance(max_candidates, int) and max_candidates > space_obj.size():
         errors["max_candidates"] = (f"The {space} space has at most {space_obj.size()} architectures; "
                                     f"ask for fewer candidates.")
@@ -114,7 +120,7 @@ def search_create(*, owner, name, dataset, space, strategy, max_candidates, epoc
             early_stopping=early_stopping, early_stopping_settings=early_stopping_settings or {},
             warm_start=warm_start,
             seed=secrets.randbelow(2**31) if seed is None else seed,
-            task=DATASETS[dataset].task,
+            task=info.task,
         )
         _enqueue_advance(search.id)
     return search
@@ -187,10 +193,17 @@ def _search_advance_locked(search_id: int) -> list[int]:
         free = min(search.parallel - busy, search.max_candidates - len(history))
         created: list[Candidate] = []
         exhausted = False
-        if free > 0:
+        if free > 0 and search.strategy in ONE_SHOT and not history:
+            # A one-shot search starts with its job; the job's proposals come next.
+            created.append(Candidate.objects.create(
+                search=search, index=0, arch={}, arch_hash=f"{search.strategy}-job", kind=search.strategy,
+                genotype=ONE_SHOT[search.strategy]))
+        elif free > 0:
             space = get_space(search.space, search.space_settings)
-            strategy = _strategy_for(search)
-            archs = strategy.ask(space, history, free, strategy_rng(search.seed, len(history)))
+            if search.strategy in ONE_SHOT:
+                archs = _oneshot_proposals(search, space, history, free)
+            else:
+                archs = _strategy_for(search).ask(space, history, free, strategy_rng(search.seed, len(history)))
             exhausted = len(archs) < free
             for offset, arch in enumerate(archs[:free]):
                 arch = space.validate(arch)
@@ -206,6 +219,24 @@ def _search_advance_locked(search_id: int) -> list[int]:
             events.publish_on_commit(search.id, events.candidate_event(candidate))
         _publish_search(search)
         return [c.id for c in created]
+
+
+ONE_SHOT = {"darts": "DARTS (one-shot, then retrain the derived cell)",
+            "supernet": "Weight sharing (ENAS-style supernet, retrain the top cells)"}
+
+
+def _oneshot_proposals(search: Search, space, history: list[Trial], n: int) -> list[dict]:
+    """The architectures the search's finished one-shot job proposed, not yet created."""
+    job = search.candidates.filter(index=0).first()
+    if job is None or job.state != Candidate.State.FINISHED:
+        return []  # still training (busy) or failed: nothing more to propose
+    seen = {space.arch_hash(t.arch) for t in history[1:]}
+    out = []
+    for arch in job.extra.get("proposals", []):
+        if space.arch_hash(arch) not in seen:
+            seen.add(space.arch_hash(arch))
+            out.append(arch)
+    return out[:n]
 
 
 def search_fail(search_id: int, message: str) -> None:
@@ -355,6 +386,25 @@ def candidate_stop(candidate: Candidate, *, reason: str = "") -> bool:
     return _candidate_end(candidate, Candidate.State.CANCELLED, stop_reason=reason)
 
 
+def candidate_note(candidate: Candidate, *, key: str, value, event: dict | None = None) -> None:
+    """Keep a piece of a running candidate's progress (e.g. DARTS edge weights) and stream it."""
+    with transaction.atomic():
+        row = Candidate.objects.select_for_update().get(id=candidate.id)
+        row.extra = {**row.extra, key: value}
+        row.save(update_fields=["extra"])
+        candidate.extra = row.extra
+        if event is not None:
+            events.publish_on_commit(candidate.search_id, event)
+
+
+def oneshot_finish(candidate: Candidate, *, proposals: list[dict], extra: dict) -> bool:
+    """End a one-shot job with the architectures it proposes for retraining."""
+    space = get_space(candidate.search.space, candidate.search.space_settings)
+    proposals = [space.validate(arch) for arch in proposals]
+    return _candidate_end(candidate, Candidate.State.FINISHED,
+                          extra={**candidate.extra, **extra, "proposals": proposals})
+
+
 def candidate_prune(candidate: Candidate, *, reason: str) -> bool:
     """End a candidate an early-stopping rule judged hopeless; the reason says why."""
     return _candidate_end(candidate, Candidate.State.PRUNED, stop_reason=reason[:500])
@@ -418,3 +468,385 @@ def candidates_requeue_stale(*, timeout_seconds: float) -> list[int]:
             _enqueue_train(candidate_id)
             requeued.append(candidate_id)
     return requeued
+
+
+def queue_repair(*, timeout_seconds: float) -> dict:
+    """Send again the work whose message may be lost (Redis keeps nothing across a restart).
+
+    Postgres says what should be happening: every active search gets another
+    advance (harmless: it only fills free slots), and every candidate queued
+    for longer than the timeout gets its training task again (harmless: the
+    claim lets only one delivery train it).
+    """
+    cutoff = timezone.now() - timezone.timedelta(seconds=timeout_seconds)
+    resent = []
+    with transaction.atomic():
+        stale = list(Candidate.objects.select_for_update(skip_locked=True).filter(
+            state=Candidate.State.QUEUED, enqueued_at__lt=cutoff,
+            search__state__in=Search.ACTIVE_STATES + (Search.State.PAUSED,)).values_list("id", flat=True))
+        for candidate_id in stale:
+            _enqueue_train(candidate_id)
+            resent.append(candidate_id)
+        searches = list(Search.objects.filter(state__in=Search.ACTIVE_STATES).values_list("id", flat=True))
+        for search_id in searches:
+            _enqueue_advance(search_id)
+    return {"resent": resent, "advanced": searches}
+
+
+# --- dashboard controls: pause, resume, delete ----------------------------------
+
+def search_pause(search: Search) -> Search:
+    """Stop proposing new candidates; those already queued or running train to the end.
+
+    ``search_advance`` does nothing unless the search is queued or running, so a paused
+    search only drains. Other states are left as they are.
+    """
+    with transaction.atomic():
+        search = Search.objects.select_for_update().get(pk=search.pk)
+        if search.state not in Search.ACTIVE_STATES:
+            return search
+        search.state = Search.State.PAUSED
+        search.save(update_fields=["state"])
+        _publish_search(search)
+    return search
+
+
+def search_resume(search: Search) -> Search:
+    """Carry on with a paused search: back to running (queued if it never started), and the
+    controller fills the free slots once this commits."""
+    with transaction.atomic():
+        search = Search.objects.select_for_update().get(pk=search.pk)
+        if search.state != Search.State.PAUSED:
+            return search
+        search.state = Search.State.RUNNING if search.started_at else Search.State.QUEUED
+        search.save(update_fields=["state"])
+        _enqueue_advance(search.id)
+        _publish_search(search)
+    return search
+
+
+def _remove_checkpoints(paths: list[str], folder) -> None:
+    import shutil
+    from pathlib import Path
+
+    for path in paths:
+        try:
+            Path(path).unlink(missing_ok=True)
+        except OSError:
+            pass
+    if folder is not None and Path(folder).is_dir():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def search_delete(search: Search) -> int:
+    """Delete a search with its candidates, epochs and checkpoint files; returns the number
+    of checkpoint files it removes. Open pages get a ``deleted`` search event. The files go
+    only after the rows are gone for good (on commit); a running candidate finds itself
+    gone at its next epoch and stops."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    with transaction.atomic():
+        search = Search.objects.select_for_update().get(pk=search.pk)
+        search_id = search.id
+        paths = list(search.candidates.exclude(checkpoint_path="").values_list("checkpoint_path", flat=True))
+        folder = Path(settings.CHECKPOINT_DIR) / f"search-{search_id}"
+        search.state = "deleted"  # only in the event: the row is about to go
+        _publish_search(search)
+        # Epochs and candidates are most of the rows: one statement each, not Django's
+        # row-by-row collector (seconds at 50,000 candidates). Whatever else points at a
+        # candidate (few rows) goes through the ORM first, with its own on_delete rule.
+        from django.db import models
+
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {EpochMetric._meta.db_table} WHERE search_id = %s", [search_id])
+            raw = True
+            relations = [f for f in Candidate._meta.get_fields(include_hidden=True) if f.auto_created and not f.concrete]
+            for rel in relations:  # hidden ones too (related_name="+", e.g. Worker.candidate)
+                if rel.related_model is EpochMetric:
+                    continue
+                related = rel.related_model._base_manager.filter(**{f"{rel.field.name}__search_id": search_id})
+                if rel.on_delete is models.CASCADE:
+                    related.delete()
+                elif rel.on_delete is models.SET_NULL:
+                    related.update(**{rel.field.name: None})
+                elif related.exists():
+                    raw = False  # PROTECT, SET_DEFAULT...: let Django apply the rule
+            if raw:
+                cursor.execute(f"DELETE FROM {Candidate._meta.db_table} WHERE search_id = %s", [search_id])
+        Candidate.objects.filter(search_id=search_id).only("id").delete()
+        Search.objects.filter(pk=search_id).delete()
+        transaction.on_commit(lambda: _remove_checkpoints(paths, folder))
+    return len(paths)
+
+
+# --- deliverables: model bundles, search clones and API tokens ------------------
+
+BUNDLE_TASK = "workers.tasks.build_bundle"
+# A bundle build that has not reported for this long is presumed lost (its worker died,
+# or its message was): a new request starts it again.
+BUNDLE_STALE_SECONDS = 15 * 60
+API_TOKEN_PREFIX = "nas_"
+MAX_ACTIVE_API_TOKENS = 50
+_BUNDLE_RESULT_FIELDS = ("path", "size", "sha256", "standalone_ok", "standalone_error", "onnx_ok",
+                         "onnx_error", "onnx_max_diff", "float_size", "float_accuracy", "int8_size",
+                         "int8_accuracy", "int8_error", "details")
+
+
+def _enqueue_bundle(bundle_id: int, attempt: int) -> None:
+    transaction.on_commit(lambda: celery_app.send_task(BUNDLE_TASK, args=[bundle_id, attempt], queue="control"))
+
+
+def _bundle_cleared() -> dict:
+    """Result fields reset for a new build. ``path`` keeps the previous file (never served
+    unless ready and current) so that ``bundle_ready`` can remove it once replaced."""
+    cleared = {name: None for name in _BUNDLE_RESULT_FIELDS if name != "path"}
+    cleared.update(sha256="", standalone_error="", onnx_error="", int8_error="", details={})
+    return cleared
+
+
+def bundle_request(candidate: Candidate, *, rebuild: bool = False):
+    """The model bundle of a finished candidate: the cached one while it is current and its
+    file is there, the build in progress, or a new build (queued once this commits).
+
+    ``rebuild`` builds again even a current, ready bundle (never a second build at once).
+    """
+    from datetime import timedelta
+    from pathlib import Path
+
+    from .models import Bundle
+
+    now = timezone.now()
+    with transaction.atomic():
+        candidate = Candidate.objects.select_related("search").select_for_update(of=("self",)).get(pk=candidate.pk)
+        if candidate.state != Candidate.State.FINISHED or not candidate.checkpoint_path \
+                or not candidate.checkpoint_sha256:
+            raise ValidationError(f"Only a finished candidate with a checkpoint has a model bundle; "
+                                  f"candidate {candidate.index} is {candidate.state}.")
+        bundle, created = Bundle.objects.get_or_create(
+            candidate=candidate, defaults={"checkpoint_sha256": candidate.checkpoint_sha256,
+                                           "message": "Waiting for a worker"})
+        if not created:
+            current = bundle.checkpoint_sha256 == candidate.checkpoint_sha256
+            alive = bundle.updated_at >= now - timedelta(seconds=BUNDLE_STALE_SECONDS)
+            if current and bundle.state in Bundle.BUSY_STATES and alive:
+                return bundle
+            if current and bundle.state == Bundle.State.READY and not rebuild and Path(bundle.path).is_file():
+                return bundle
+            Bundle.objects.filter(pk=bundle.pk).update(
+                state=Bundle.State.QUEUED, attempt=F("attempt") + 1, progress=0,
+                message="Waiting for a worker", error="", worker="", checkpoint_sha256=candidate.checkpoint_sha256,
+                started_at=None, finished_at=None, updated_at=now, **_bundle_cleared())
+            bundle.refresh_from_db()
+        _enqueue_bundle(bundle.id, bundle.attempt)
+    return bundle
+
+
+def bundle_start(bundle_id: int, attempt: int, *, worker: str):
+    """Claim a queued build (or one presumed lost) for this worker; None if it is not this
+    attempt's to run: delivered twice, superseded by a newer request, or deleted."""
+    from datetime import timedelta
+
+    from django.db.models import Q
+
+    from .models import Bundle
+
+    now = timezone.now()
+    claimable = Q(state=Bundle.State.QUEUED) | Q(
+        state=Bundle.State.RUNNING, updated_at__lt=now - timedelta(seconds=BUNDLE_STALE_SECONDS))
+    claimed = Bundle.objects.filter(claimable, pk=bundle_id, attempt=attempt).update(
+        state=Bundle.State.RUNNING, worker=worker[:200], started_at=now, updated_at=now, progress=1,
+        message=f"Started on {worker}"[:300])
+    if not claimed:
+        return None
+    return Bundle.objects.select_related("candidate__search").get(pk=bundle_id)
+
+
+def _bundle_running(bundle):
+    from .models import Bundle
+
+    return Bundle.objects.filter(pk=bundle.pk, attempt=bundle.attempt, state=Bundle.State.RUNNING)
+
+
+def bundle_progress(bundle, progress: int, message: str) -> bool:
+    """Record how far a build got (0..100) and what it is doing; False once it was superseded."""
+    progress = max(0, min(99, int(progress)))
+    updated = _bundle_running(bundle).update(progress=progress, message=message[:300], updated_at=timezone.now())
+    bundle.progress, bundle.message = progress, message[:300]
+    return bool(updated)
+
+
+def bundle_ready(bundle, *, result) -> bool:
+    """Record a finished build (a ``workers.bundles.BundleResult``). A superseded attempt's
+    file is removed and False returned; a replaced older file is removed after commit."""
+    from pathlib import Path
+
+    from .models import Bundle
+
+    fields = {name: getattr(result, name) for name in _BUNDLE_RESULT_FIELDS}
+    fields["path"] = str(result.path)
+    with transaction.atomic():
+        previous = Bundle.objects.filter(pk=bundle.pk).values_list("path", flat=True).first()
+        updated = _bundle_running(bundle).update(
+            state=Bundle.State.READY, progress=100, message="Ready", error="", finished_at=timezone.now(),
+            updated_at=timezone.now(), **fields)
+        if updated and previous and previous != fields["path"]:
+            transaction.on_commit(lambda: Path(previous).unlink(missing_ok=True))
+    if not updated:
+        Path(fields["path"]).unlink(missing_ok=True)
+    return bool(updated)
+
+
+def bundle_fail(bundle, *, error: str) -> bool:
+    """End a build that could not finish, with the reason."""
+    from .models import Bundle
+
+    return bool(_bundle_running(bundle).update(
+        state=Bundle.State.FAILED, message="Failed", error=error, finished_at=timezone.now(),
+        updated_at=timezone.now()))
+
+
+def search_clone(search: Search, *, name: str | None = None) -> Search:
+    """A new search of the same owner with every setting of ``search`` (seed included),
+    checked again by ``search_create``."""
+    import inspect
+
+    params = inspect.signature(search_create).parameters
+    kwargs = {p: getattr(search, p) for p in params if p not in ("owner", "name") and hasattr(search, p)}
+    name = (name if name is not None else f"{search.name} (copy)")
+    return search_create(owner=search.owner, name=str(name)[:200], **kwargs)
+
+
+def api_token_digest(key: str) -> str:
+    """What is stored of a token key: its SHA-256 (keys are 256 random bits, so no slow hash)."""
+    import hashlib
+
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def api_token_create(*, owner, name: str):
+    """A new personal API token; returns (token, key). The key is shown once and never stored."""
+    from .models import ApiToken
+
+    name = str(name or "").strip()
+    if not name:
+        raise ValidationError({"name": "Give the token a name, e.g. the machine that will use it."})
+    if len(name) > 100:
+        raise ValidationError({"name": "A token name has at most 100 characters."})
+    if ApiToken.objects.filter(owner=owner, revoked_at__isnull=True).count() >= MAX_ACTIVE_API_TOKENS:
+        raise ValidationError({"name": f"You have {MAX_ACTIVE_API_TOKENS} active tokens; revoke one first."})
+    key = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(owner=owner, name=name, key_hash=api_token_digest(key),
+                                    prefix=key[:len(API_TOKEN_PREFIX) + 6])
+    return token, key
+
+
+def api_token_revoke(token):
+    """Revoke a token at once: the next request that presents it is refused."""
+    from .models import ApiToken
+
+    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    token.refresh_from_db()
+    return token
+
+
+def api_token_touch(token) -> None:
+    """Note that a token was used, at most once a minute (not a write per request)."""
+    from datetime import timedelta
+
+    from django.db.models import Q
+
+    from .models import ApiToken
+
+    now = timezone.now()
+    ApiToken.objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - timedelta(seconds=60)),
+                            pk=token.pk).update(last_used_at=now)
+
+
+# --- data sets users upload ------------------------------------------------------
+
+def _uploads_root():
+    from pathlib import Path
+
+    from django.conf import settings
+
+    return Path(settings.DATA_DIR) / "uploads"
+
+
+def dataset_upload(*, owner, name: str, upload):
+    """Check an uploaded data set (an image-folder ``.zip`` or a ``.csv``/``.jsonl`` text table)
+    and keep it for ``owner`` under ``DATA_DIR/uploads/<owner id>/<name>/``.
+
+    Returns the ready ``Dataset``. A refusal raises ValidationError with the reason; when
+    the file itself is at fault the attempt is also kept as a failed row (reason, no files),
+    so the owner's list says what went wrong. Nothing is ever left on disk by a refusal.
+    """
+    import shutil
+
+    from django.conf import settings
+
+    from . import uploads
+    from .models import Dataset
+
+    name = str(name or "").strip()
+    if not uploads.NAME.match(name):
+        raise ValidationError({"name": "Name the data set with up to 64 letters, digits, '-', '_' or '.', "
+                                       "starting with a letter or digit."})
+    if Dataset.objects.filter(owner=owner, name=name, state=Dataset.State.READY).exists():
+        raise ValidationError({"name": f"You already have a data set named {name!r}; delete it or choose "
+                                       f"another name."})
+    filename = str(getattr(upload, "name", "") or "")
+    max_bytes = int(settings.UPLOAD_MAX_BYTES)
+
+    def refuse(message: str):
+        kind = Dataset.Kind.TEXT if filename.lower().endswith(uploads.TEXT_SUFFIXES) else Dataset.Kind.IMAGE_FOLDER
+        Dataset.objects.create(owner=owner, name=name, kind=kind, state=Dataset.State.FAILED,
+                               message=message[:2000], size=int(getattr(upload, "size", 0) or 0))
+        raise ValidationError({"file": message})
+
+    if upload is None:
+        raise ValidationError({"file": "Choose a file to upload."})
+    if (getattr(upload, "size", 0) or 0) > max_bytes:
+        refuse(f"The file is {upload.size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB.")
+    dest = _uploads_root() / str(int(owner.pk)) / name
+    try:
+        checked = uploads.store_upload(upload, filename, dest, max_bytes=max_bytes,
+                                       max_files=int(settings.UPLOAD_MAX_FILES),
+                                       max_pixels=int(settings.UPLOAD_MAX_IMAGE_PIXELS))
+    except uploads.UploadError as exc:
+        refuse(str(exc))
+    try:
+        with transaction.atomic():
+            return Dataset.objects.create(
+                owner=owner, name=name, kind=checked.kind, path=str(dest), size=checked.size,
+                num_examples=checked.num_examples, num_classes=len(checked.class_names),
+                class_names=list(checked.class_names), state=Dataset.State.READY)
+    except IntegrityError:
+        shutil.rmtree(dest, ignore_errors=True)  # the same name won a race meanwhile
+        raise ValidationError({"name": f"You already have a data set named {name!r}."}) from None
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+
+
+def dataset_delete(dataset) -> None:
+    """Delete an uploaded data set and, once that commits, its files. Refused while a search
+    that has not ended still trains on it."""
+    import shutil
+    from pathlib import Path
+
+    from .models import Dataset
+
+    with transaction.atomic():
+        dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+        busy = Search.objects.filter(dataset=dataset.catalog_name,
+                                     state__in=Search.ACTIVE_STATES + (Search.State.PAUSED,))
+        if busy.exists():
+            raise ValidationError(f"The search {busy.first().name!r} still uses this data set; cancel it or "
+                                  f"wait for it to end first.")
+        path = Path(dataset.path) if dataset.path else None
+        dataset.delete()
+        root = _uploads_root().resolve()
+        if path is not None and root in path.resolve().parents:  # never remove anything outside the uploads
+            transaction.on_commit(lambda: shutil.rmtree(path, ignore_errors=True))

@@ -22,8 +22,9 @@ def checkpoint_path(root: Path, search_id: int, candidate_index: int) -> Path:
 
 
 def build_payload(*, model, space: str, space_settings: dict, arch: dict, input_shape, num_classes: int,
-                  class_names: list[str], mean: list[float], std: list[float], metrics: dict) -> dict:
-    return {
+                  class_names: list[str], mean: list[float], std: list[float], metrics: dict,
+                  tokenizer: dict | None = None) -> dict:
+    payload = {
         "format_version": FORMAT_VERSION,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "space": space, "space_settings": space_settings, "arch": arch,
@@ -31,6 +32,9 @@ def build_payload(*, model, space: str, space_settings: dict, arch: dict, input_
         "class_names": list(class_names), "normalisation": {"mean": list(mean), "std": list(std)},
         "metrics": metrics,
     }
+    if tokenizer is not None:  # text models: the tokenizer's plain state (Tokenizer.from_dict reads it)
+        payload["tokenizer"] = tokenizer
+    return payload
 
 
 def write_atomically(path: Path, payload: dict) -> tuple[int, str]:

@@ -3,9 +3,18 @@
 Small data sets live whole on the training device and batches are sliced
 from them (the fastest small-image training scripts do the same): no
 DataLoader processes, no per-batch host-to-device copies.
+
+Besides the built-in sets, ``load`` reads the sets users bring (names as in
+``searches.datasets_catalog``): image folders (``folder:<name>`` under
+``DATA_DIR/images``, or an uploaded zip) through torchvision's ``ImageFolder``,
+resized to a fixed side; and text tables (``text:<name>`` under ``DATA_DIR/text``,
+or an uploaded CSV/JSONL), split by the seed, with a ``Tokenizer`` fitted on the
+training split only, as ``(N, seq_len)`` LongTensors of token ids (no normalisation).
+The tokenizer's state rides along in ``DataSplits.tokenizer`` so the checkpoint keeps it.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +36,8 @@ class DataSplits:
     class_names: list[str]
     mean: list[float]
     std: list[float]
+    # Text sets: the fitted tokenizer's state (``Tokenizer.to_dict``); None for images.
+    tokenizer: dict | None = None
 
     @property
     def input_shape(self) -> tuple:
@@ -39,7 +50,12 @@ class DataSplits:
     def to(self, device) -> "DataSplits":
         moved = {k: getattr(self, k).to(device) for k in
                  ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
-        return DataSplits(**moved, class_names=self.class_names, mean=self.mean, std=self.std)
+        return DataSplits(**moved, class_names=self.class_names, mean=self.mean, std=self.std,
+                          tokenizer=self.tokenizer)
+
+    @property
+    def is_text(self) -> bool:
+        return self.tokenizer is not None
 
 
 def _normalised(x_parts, y_parts, class_names) -> DataSplits:
@@ -112,8 +128,8 @@ def _torchvision_tensors(cls, root: Path):
 def load(name: str, seed: int, data_dir: str, resolution: int = 0) -> DataSplits:
     """The splits of data set ``name`` for a search with ``seed`` (CPU tensors), optionally
     scaled to ``resolution`` pixels a side (a proxy: cheaper candidates, same ranking)."""
-    data = _load(name, seed, data_dir)
-    if not resolution or resolution == data.input_shape[-1]:
+    data = _load_any(name, seed, data_dir)
+    if not resolution or data.is_text or resolution == data.input_shape[-1]:
         return data
     return _resized(data, int(resolution))
 
@@ -143,3 +159,150 @@ def _load(name: str, seed: int, data_dir: str) -> DataSplits:
     x, y, x_test, y_test, classes = _torchvision_tensors(classes_by_name[name], Path(data_dir))
     xs, ys = _split_train_val(x, y, x_test, y_test, seed)
     return _normalised(xs, ys, classes)
+
+
+# --- data sets users bring: image folders and text tables ------------------------------
+
+TEXT_MAX_VOCAB = 10000  # as many ids as the text space's default vocabulary
+TEXT_MIN_LEN, TEXT_MAX_LEN = 8, 256
+_GRAY_MODES = ("1", "L", "LA")
+
+
+def _load_any(name: str, seed: int, data_dir: str) -> DataSplits:
+    """Built-in sets by name; the others resolved to a file or folder, cached per version of it."""
+    prefix, _, rest = name.partition(":")
+    if prefix not in ("text", "folder", "upload"):
+        return _load(name, seed, data_dir)
+    kind, path = resolve(name, data_dir)
+    stamp = path.stat()
+    return _load_path(kind, str(path), stamp.st_mtime_ns, stamp.st_size, int(seed), _image_side())
+
+
+def resolve(name: str, data_dir: str) -> tuple[str, Path]:
+    """("text" | "folder", path) of a data set users brought; ValueError when it is not there."""
+    from searches.datasets_catalog import DISK_NAME, TEXT_SUFFIXES
+
+    prefix, _, rest = name.partition(":")
+    root = Path(data_dir)
+    if prefix == "text" and DISK_NAME.match(rest):
+        found = [root / "text" / f"{rest}{s}" for s in TEXT_SUFFIXES if (root / "text" / f"{rest}{s}").is_file()]
+        if len(found) != 1:
+            raise ValueError(f"data set {name!r}: expected one of {rest}.csv or {rest}.jsonl in {root / 'text'}")
+        return "text", found[0]
+    if prefix == "folder" and DISK_NAME.match(rest):
+        folder = root / "images" / rest
+        if not folder.is_dir():
+            raise ValueError(f"data set {name!r}: no folder {folder}")
+        return "folder", folder
+    if prefix == "upload" and rest.isdigit():
+        from searches.models import Dataset
+
+        row = Dataset.objects.filter(pk=int(rest), state=Dataset.State.READY).first()
+        if row is None:
+            raise ValueError(f"the uploaded data set #{rest} was deleted")
+        path = Path(row.path)
+        uploads = (root / "uploads").resolve()
+        if uploads not in path.resolve().parents:
+            raise ValueError(f"the uploaded data set #{rest} is not under {uploads}")
+        if row.kind == Dataset.Kind.TEXT:
+            files = [p for p in path.iterdir() if p.suffix.lower() in TEXT_SUFFIXES]
+            if len(files) != 1:
+                raise ValueError(f"the uploaded data set #{rest} has lost its text file")
+            return "text", files[0]
+        return "folder", path
+    raise ValueError(f"unknown data set {name!r}")
+
+
+def _image_side() -> int:
+    try:
+        from django.conf import settings
+
+        return int(getattr(settings, "IMAGE_FOLDER_SIDE", 32))
+    except Exception:  # noqa: BLE001 - usable without Django settings too
+        return 32
+
+
+@lru_cache(maxsize=4)
+def _load_path(kind: str, path: str, mtime_ns: int, size: int, seed: int, side: int) -> DataSplits:
+    if kind == "text":
+        return load_text_table(Path(path), seed)
+    return load_image_folder(Path(path), seed, side)
+
+
+def load_image_folder(folder: Path, seed: int, side: int = 32) -> DataSplits:
+    """An image folder (one sub-folder per class) as normalised tensors of ``side`` × ``side``;
+    one channel when every image is grey, three otherwise."""
+    from PIL import Image
+    from torchvision.datasets import ImageFolder
+
+    class Folder(ImageFolder):
+        def find_classes(self, directory):
+            classes = sorted(e.name for e in os.scandir(directory) if e.is_dir() and not e.name.startswith("."))
+            if not classes:
+                raise FileNotFoundError(f"no class folders in {directory}")
+            return classes, {c: i for i, c in enumerate(classes)}
+
+    def hidden(path: str) -> bool:
+        return any(part.startswith(".") for part in Path(path).relative_to(folder).parts)
+
+    def valid(path: str) -> bool:
+        return path.lower().endswith((".png", ".jpg", ".jpeg")) and not hidden(path)
+
+    index = Folder(str(folder), is_valid_file=valid)  # raises for a class with no image
+    modes = set()
+    for path, _ in index.samples:
+        with Image.open(path) as im:
+            modes.add(im.mode)
+    mode = "L" if modes <= set(_GRAY_MODES) else "RGB"
+
+    def read(path: str) -> torch.Tensor:
+        with Image.open(path) as im:
+            im = im.convert(mode).resize((side, side), Image.BILINEAR)
+            arr = np.asarray(im, dtype=np.uint8)
+        arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+        return torch.from_numpy(arr.copy())
+
+    x = torch.stack([read(path) for path, _ in index.samples]).float() / 255.0
+    y = torch.tensor([target for _, target in index.samples], dtype=torch.long)
+    xs, ys = _split_three(x, y, seed)
+    return _normalised(xs, ys, index.classes)
+
+
+def load_text_table(path: Path, seed: int) -> DataSplits:
+    """A CSV/JSONL of ``text,label`` as token ids: split by ``seed``, tokenizer fitted on the
+    training split only, every text cut or padded to one length (the 95th percentile of the
+    training texts' lengths, within 8..256)."""
+    from searches.nas.tokenizer import Tokenizer
+    from searches.uploads import read_text_table
+
+    table = read_text_table(path)
+    classes = table.class_names
+    ids = {c: i for i, c in enumerate(classes)}
+    y = torch.tensor([ids[label] for label in table.labels], dtype=torch.long)
+    gen = torch.Generator().manual_seed(int(seed))
+    order = torch.randperm(len(y), generator=gen)
+    n_train = int(len(y) * SPLIT_FRACTIONS[0])
+    n_val = int(len(y) * SPLIT_FRACTIONS[1])
+    parts = (order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:])
+    texts = [[table.texts[i] for i in part.tolist()] for part in parts]
+    tokenizer = Tokenizer(max_vocab=TEXT_MAX_VOCAB).fit(texts[0])
+    lengths = sorted(len(tokenizer.tokens(t)) for t in texts[0]) or [TEXT_MIN_LEN]
+    p95 = lengths[min(len(lengths) - 1, int(0.95 * len(lengths)))]
+    seq_len = max(TEXT_MIN_LEN, min(TEXT_MAX_LEN, -(-p95 // 8) * 8))
+    xs = [tokenizer.encode_batch(part, seq_len) for part in texts]
+    return DataSplits(xs[0], y[parts[0]], xs[1], y[parts[1]], xs[2], y[parts[2]], class_names=classes,
+                      mean=[], std=[], tokenizer=tokenizer.to_dict())
+
+
+def space_for(space: str, space_settings: dict | None, data: DataSplits):
+    """(search space, its settings) as the data need it. A text space gets the vocabulary the
+    tokenizer found (at most the space's own ``vocab_size``), so the embedding holds no unused
+    rows; these settings go into the checkpoint, and ``build_model`` rebuilds the same network."""
+    from searches.nas import get_space
+
+    settings_ = dict(space_settings or {})
+    built = get_space(space, settings_)
+    if data.tokenizer is None or not hasattr(built, "vocab_size"):
+        return built, settings_
+    settings_["vocab_size"] = min(int(built.vocab_size), len(data.tokenizer["vocab"]))
+    return get_space(space, settings_), settings_

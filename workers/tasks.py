@@ -23,9 +23,12 @@ def train_candidate(self, candidate_id: int) -> str:
 
 
 @shared_task(name="workers.tasks.reap_stale")
-def reap_stale() -> list[int]:
-    """Periodic (beat): give the candidates of silent workers back to the queue."""
-    return services.candidates_requeue_stale(timeout_seconds=settings.HEARTBEAT_TIMEOUT_SECONDS)
+def reap_stale() -> dict:
+    """Periodic (beat): give the candidates of silent workers back to the queue, and
+    send again what a broker restart may have lost."""
+    requeued = services.candidates_requeue_stale(timeout_seconds=settings.HEARTBEAT_TIMEOUT_SECONDS)
+    repaired = services.queue_repair(timeout_seconds=settings.HEARTBEAT_TIMEOUT_SECONDS)
+    return {"requeued": requeued, **repaired}
 
 
 def _consumes_gpu_queue(consumer) -> bool:
@@ -45,3 +48,11 @@ def _stop_heartbeat(**kwargs):
     beat = heartbeat.current()
     if beat is not None:
         beat.stop()
+
+
+@shared_task(bind=True, name="workers.tasks.build_bundle", acks_late=True, reject_on_worker_lost=True)
+def build_bundle(self, bundle_id: int, attempt: int) -> str:
+    """Build a candidate's model bundle (routed to the control queue: see settings)."""
+    from . import bundles
+
+    return bundles.run_bundle(bundle_id, attempt, worker=self.request.hostname)

@@ -21,7 +21,6 @@ from django.db import InterfaceError, OperationalError, connection
 from torch import nn
 
 from searches import services
-from searches.nas import get_space
 from searches.nas.early_stopping import NoEarlyStopping, get_early_stopping
 from searches.nas.measure import count_flops, count_params, measure_latency_ms
 
@@ -44,8 +43,8 @@ def recipe_for(train_settings: dict | None) -> dict:
 
 def augment_batch(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:
     """Augmentation on the device: a random shift of up to one pixel per batch."""
-    if kind != "shift":
-        return x
+    if kind != "shift" or not x.is_floating_point() or x.dim() != 4:
+        return x  # token ids (text) and other non-image inputs are never shifted
     dy, dx = (torch.randint(-1, 2, (2,), generator=gen)).tolist()
     return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
 
@@ -202,11 +201,15 @@ def run_candidate(candidate_id: int, worker: str | None = None) -> str:
 
 
 def _train_claimed(candidate, device, beat) -> str:
+    if candidate.kind != "train":
+        from . import oneshot
+        return oneshot.run_job(candidate, device, beat)
     search = candidate.search
     recipe = recipe_for(search.train_settings)
     data = datasets.load(search.dataset, search.seed, str(settings.DATA_DIR),
                          resolution=recipe["resolution"]).to(device)
-    space = get_space(search.space, search.space_settings)
+    # A text space is sized to the data's vocabulary; these settings go into the checkpoint.
+    space, space_settings = datasets.space_for(search.space, search.space_settings, data)
     model = space.build(candidate.arch, data.input_shape, data.num_classes).to(device)
     with_db_retry(services.candidate_set_measurements, candidate, **measure(model, data.input_shape, device))
     rule = get_early_stopping(search.early_stopping, search.early_stopping_settings)
@@ -227,9 +230,9 @@ def _train_claimed(candidate, device, beat) -> str:
     test = classification_metrics(pred, data.y_test, data.num_classes)
     path = checkpoints.checkpoint_path(settings.CHECKPOINT_DIR, search.id, candidate.index)
     payload = checkpoints.build_payload(
-        model=model, space=search.space, space_settings=search.space_settings, arch=candidate.arch,
+        model=model, space=search.space, space_settings=space_settings, arch=candidate.arch,
         input_shape=data.input_shape, num_classes=data.num_classes, class_names=data.class_names,
-        mean=data.mean, std=data.std,
+        mean=data.mean, std=data.std, tokenizer=data.tokenizer,
         metrics={"test_accuracy": test["accuracy"], "best_val_accuracy": candidate.best_val_accuracy,
                  "final_val_accuracy": candidate.final_val_accuracy})
     try:

@@ -2,9 +2,12 @@ import os
 
 import pytest
 
-# Playwright's sync API runs an event loop in the test's thread; the ORM calls
-# these tests make between browser steps are plain blocking calls, which is safe here.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+@pytest.fixture(autouse=True)
+def allow_orm_beside_playwright(monkeypatch):
+    """Playwright's sync API runs an event loop in the test's thread; the ORM calls
+    these tests make between browser steps are plain blocking calls, safe here."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

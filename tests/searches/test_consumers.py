@@ -126,3 +126,139 @@ def test_anonymous_is_refused(running_search):
 
     assert run(scenario()) == (False, CLOSE_UNAUTHENTICATED)
 
+
+
+# --- the dashboard -----------------------------------------------------------------
+
+async def next_of_type(comm, kind, timeout=5):
+    while True:
+        event = await comm.receive_json_from(timeout=timeout)
+        if event["type"] == kind:
+            return event
+
+
+def test_a_reconnect_gets_held_curves_after_its_sequence_number_and_others_whole(alice, running_search):
+    search, (c1, c2) = running_search
+    for epoch in (1, 2, 3):
+        record(c1, epoch)
+    record(c2, 1)
+    record(c2, 2)
+
+    async def scenario():
+        # The page held c1's curve up to seq 2 and nothing of c2.
+        comm = communicator(alice, search.id)
+        comm.scope["query_string"] = f"after=2&have={c1.id}".encode()
+        await comm.connect()
+        snapshot = await comm.receive_json_from(timeout=5)
+        await comm.disconnect()
+        return sorted((e["candidate"], e["seq"]) for e in snapshot["epochs"])
+
+    assert run(scenario()) == sorted([(c1.id, 3), (c2.id, 4), (c2.id, 5)])
+
+
+def test_the_snapshot_follows_the_leaderboard_view_in_the_url(alice, running_search):
+    search, (c1, c2) = running_search
+    record(c1, 1, 0.9)
+    record(c2, 1, 0.4)
+
+    async def scenario():
+        comm = communicator(alice, search.id)
+        comm.scope["query_string"] = b"sort=best&page_size=1&top=1"
+        await comm.connect()
+        snapshot = await comm.receive_json_from(timeout=5)
+        await comm.disconnect()
+        return snapshot
+
+    snapshot = run(scenario())
+    assert [r["id"] for r in snapshot["leaderboard"]["rows"]] == [c2.id]
+    assert snapshot["leaderboard"]["total"] == 2 and snapshot["top"] == [c1.id]
+
+
+def test_pause_resume_cancel_and_delete_reach_every_open_page(alice, running_search):
+    search, _ = running_search
+
+    async def scenario():
+        pages = [communicator(alice, search.id), communicator(alice, search.id)]
+        for comm in pages:
+            await comm.connect()
+            await comm.receive_json_from(timeout=5)
+        seen = []
+        for change in (services.search_pause, services.search_resume, services.search_cancel, services.search_delete):
+            await database_sync_to_async(change)(search)
+            states = [(await next_of_type(comm, "search"))["search"]["state"] for comm in pages]
+            seen.append(states)
+        for comm in pages:
+            await comm.disconnect()
+        return seen
+
+    assert run(scenario()) == [["paused"] * 2, ["running"] * 2, ["cancelled"] * 2, ["deleted"] * 2]
+
+
+def test_the_candidate_page_gets_only_its_candidates_events(alice, running_search):
+    search, (c1, c2) = running_search
+    record(c1, 1)
+    record(c2, 1)
+
+    async def scenario():
+        comm = communicator(alice, search.id)
+        comm.scope["query_string"] = f"candidate={c1.id}".encode()
+        await comm.connect()
+        snapshot = await comm.receive_json_from(timeout=5)
+        await database_sync_to_async(record)(c2, 2)
+        await database_sync_to_async(record)(c1, 2)
+        event = await comm.receive_json_from(timeout=5)
+        await comm.disconnect()
+        return snapshot, event
+
+    snapshot, event = run(scenario())
+    assert [c["id"] for c in snapshot["candidates"]] == [c1.id] and [e["seq"] for e in snapshot["epochs"]] == [1]
+    assert event["type"] == "epoch" and event["candidate"] == c1.id and event["epoch"] == 2
+
+
+def workers_communicator(user):
+    from django.urls import path
+
+    from searches.consumers import WorkersConsumer
+
+    comm = WebsocketCommunicator(URLRouter([path("ws/workers/", WorkersConsumer.as_asgi())]), "/ws/workers/")
+    comm.scope["user"] = user
+    return comm
+
+
+def test_the_workers_socket_sends_the_table_and_each_change(alice, settings):
+    from django.utils import timezone
+
+    from searches.consumers import WorkersConsumer
+    from searches.models import Worker
+
+    settings.HEARTBEAT_TIMEOUT_SECONDS = 30
+
+    async def scenario():
+        WorkersConsumer.interval = 0.1
+        comm = workers_communicator(alice)
+        connected, _ = await comm.connect()
+        first = await comm.receive_json_from(timeout=5)
+        await database_sync_to_async(Worker.objects.create)(
+            name="gpu0@h", host="h", device="cuda:0", last_heartbeat=timezone.now())
+        second = await comm.receive_json_from(timeout=5)
+        await comm.disconnect()
+        return connected, first, second
+
+    try:
+        connected, first, second = run(scenario())
+    finally:
+        WorkersConsumer.interval = 2.0
+    assert connected and first == {"type": "workers", "workers": []}
+    assert [w["name"] for w in second["workers"]] == ["gpu0@h"] and not second["workers"][0]["lost"]
+
+
+def test_the_workers_socket_refuses_anonymous_users():
+    from django.contrib.auth.models import AnonymousUser
+
+    async def scenario():
+        comm = workers_communicator(AnonymousUser())
+        result = await comm.connect()
+        await comm.wait()
+        return result
+
+    assert run(scenario()) == (False, CLOSE_UNAUTHENTICATED)

@@ -113,3 +113,16 @@ def test_warm_start_history_reaches_the_strategy(alice):
     later = create(alice, strategy="evolution", warm_start=earlier)
     strategy = services._strategy_for(later)
     assert len(strategy.warm_start) == 2
+
+
+def test_queue_repair_resends_old_queued_work_and_nudges_active_searches(alice):
+    search = create(alice)
+    old_id, new_id = services.search_advance(search.id)
+    Candidate.objects.filter(id=old_id).update(enqueued_at=timezone.now() - timezone.timedelta(minutes=5))
+    before = Candidate.objects.get(id=old_id).enqueued_at
+
+    repaired = services.queue_repair(timeout_seconds=60)
+
+    assert repaired["resent"] == [old_id] and repaired["advanced"] == [search.id]
+    assert Candidate.objects.get(id=old_id).enqueued_at > before
+    assert services.queue_repair(timeout_seconds=60)["resent"] == []  # not again until it is old again

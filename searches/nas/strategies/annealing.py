@@ -24,22 +24,27 @@ class SimulatedAnnealing(HistoryStrategy):
     position and architecture hash, not from ``ask``'s rng: replaying the
     same history therefore repeats the same decisions on every call and
     after any restart, and the history itself follows from the search seed.
-    Proposals are random until a trial has finished.
+
+    Proposals are single mutations of the current solution; once those are
+    all taken, walks of 2, ... ``max_steps`` mutations, and only then random
+    architectures. Proposals are random until a trial has finished.
     """
 
     name = "annealing"
     label = "Simulated annealing"
 
-    def __init__(self, initial_temperature: float = 1.0, cooling: float = 0.95,
+    def __init__(self, initial_temperature: float = 1.0, cooling: float = 0.95, max_steps: int = 3,
                  warm_start: list | None = None):
         super().__init__(warm_start)
-        if initial_temperature <= 0 or not 0 < cooling <= 1:
-            raise ValueError("initial_temperature must be positive and cooling in (0, 1]")
+        if initial_temperature <= 0 or not 0 < cooling <= 1 or max_steps < 1:
+            raise ValueError("initial_temperature must be positive, cooling in (0, 1] and max_steps >= 1")
         self.initial_temperature = float(initial_temperature)
         self.cooling = float(cooling)
+        self.max_steps = int(max_steps)
 
     def own_settings(self):
-        return {"initial_temperature": self.initial_temperature, "cooling": self.cooling}
+        return {"initial_temperature": self.initial_temperature, "cooling": self.cooling,
+                "max_steps": self.max_steps}
 
     def temperature(self, finished: int) -> float:
         """The temperature once ``finished`` trials have finished."""
@@ -67,5 +72,18 @@ class SimulatedAnnealing(HistoryStrategy):
         results = self.evidence(space, history)
         if not results:
             return fill_unseen(space, seen, n, rng)
-        current = self.current(space, results)
-        return propose_unseen(space, seen, n, rng, lambda rng: space.mutate(current.arch, rng))
+        current = self.current(space, results).arch
+        proposals: list[dict] = []
+        for steps in range(1, self.max_steps + 1):
+            proposals += propose_unseen(space, seen, n - len(proposals), rng,
+                                        lambda rng: walk(space, current, steps, rng), fill=False)
+            if len(proposals) == n:
+                return proposals
+        return proposals + fill_unseen(space, seen, n - len(proposals), rng)
+
+
+def walk(space, arch: dict, steps: int, rng: random.Random) -> dict:
+    """``steps`` successive mutations of ``arch``."""
+    for _ in range(steps):
+        arch = space.mutate(arch, rng)
+    return arch

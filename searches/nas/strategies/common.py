@@ -56,6 +56,7 @@ class HistoryStrategy(Strategy):
         return result
 
     def prior(self, space: SearchSpace) -> list[Trial]:
+        """The usable part of the warm start: finished trials valid in ``space``."""
         return [t for t in self.warm_start if t.finished and space.is_valid(t.arch)]
 
     def evidence(self, space: SearchSpace, history: list[Trial]) -> list[Trial]:
@@ -69,10 +70,6 @@ def seen_hashes(space: SearchSpace, history: list[Trial]) -> set[str]:
 
 
 # --- lazy enumeration ---------------------------------------------------
-def grid_size(space: SearchSpace) -> int:
-    return space.size()
-
-
 def grid_codes(space: SearchSpace, index: int) -> list[int]:
     """The integer codes of grid position ``index`` (the last decision varies fastest)."""
     codes = []
@@ -118,7 +115,7 @@ def grid_arch(space: SearchSpace, index: int) -> Arch | None:
 
 def iter_grid(space: SearchSpace, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, Arch]]:
     """(position, architecture) pairs in grid order, computed one at a time."""
-    stop = grid_size(space) if stop is None else stop
+    stop = space.size() if stop is None else stop
     for index in range(start, stop):
         arch = grid_arch(space, index)
         if arch is not None:
@@ -160,8 +157,7 @@ def _sample_unseen(space: SearchSpace, seen: set[str], rng: random.Random, tries
 
 
 def _walk_grid_for_unseen(space: SearchSpace, seen: set[str], n: int, rng: random.Random) -> list[Arch]:
-    total = grid_size(space)
-    start = rng.randrange(total)
+    start = rng.randrange(space.size())
     found: list[Arch] = []
     for _, arch in itertools.chain(iter_grid(space, start), iter_grid(space, 0, start)):
         h = space.arch_hash(arch)
@@ -174,11 +170,14 @@ def _walk_grid_for_unseen(space: SearchSpace, seen: set[str], n: int, rng: rando
 
 
 def propose_unseen(space: SearchSpace, seen: set[str], n: int, rng: random.Random,
-                   propose: Propose, tries_per_arch: int = 30) -> list[Arch]:
+                   propose: Propose, tries_per_arch: int = 30, fill: bool = True) -> list[Arch]:
     """``n`` unseen architectures from ``propose``, topped up by ``fill_unseen``.
 
     ``propose`` may return invalid architectures or raise
-    InvalidArchitecture; such proposals, and seen ones, are retried.
+    InvalidArchitecture; such proposals, and seen ones, are retried up to
+    ``tries_per_arch`` times per slot. When a slot gets nothing, a random
+    unseen architecture fills it, or with ``fill=False`` the proposals so
+    far are returned.
     """
     found: list[Arch] = []
     for _ in range(n):
@@ -193,7 +192,7 @@ def propose_unseen(space: SearchSpace, seen: set[str], n: int, rng: random.Rando
                 found.append(arch)
                 break
         else:
-            extra = fill_unseen(space, seen, 1, rng)
+            extra = fill_unseen(space, seen, 1, rng) if fill else []
             if not extra:
                 break
             found += extra

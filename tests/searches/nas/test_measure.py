@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import random
 
-import torch
 from torch import nn
 
 from searches.nas.measure import count_flops, count_params, measure_latency_ms

@@ -181,6 +181,15 @@ def test_annealing_replays_the_same_chain_whatever_the_asks_rng():
         assert distance(child, current) == 1
 
 
+def test_annealing_walks_further_once_the_neighbours_are_taken():
+    current = arch(0, 0, 0, 0)
+    neighbours = [arch(*[c if i == d else 0 for i in range(4)]) for d in range(4) for c in range(1, 5)]
+    history = [done(current, 0.9)] + [Trial(a, "running") for a in neighbours]
+    for seed in range(5):
+        answer = SimulatedAnnealing().ask(SPACE, history, 3, random.Random(seed))
+        assert [distance(a, current) for a in answer] == [2, 2, 2]
+
+
 # --- REINFORCE --------------------------------------------------------------
 def test_reinforce_policy_learns_which_choices_pay():
     paying, others = [], []

@@ -1,0 +1,410 @@
+"""Push latency: from the commit of an epoch row to its arrival in a websocket client.
+
+A real Daphne server (a child process, as the tests start it) serves
+``nasweb.asgi`` against the bench database and Redis 13. Writer processes
+(forked, one per "worker") record epochs with ``services.epoch_record``,
+exactly as a training worker does; each call is wrapped in an outer
+transaction whose first on-commit hook takes the commit timestamp, so the
+clock starts when COMMIT has returned, before the service's own hook
+publishes the event. Clients are websocket connections logged in with a
+Django session cookie of a bench user, all in one asyncio process, each
+stamping a frame the moment it is read; like the page's script they
+reconnect 0.5 s after a close and ask for what they missed. Every (event,
+client) delivery is one sample. Scenarios: 1 writer (an epoch every 50 ms)
+and 16 writers (each an epoch every 0.5 s, 32/s together), 1 and 50 clients
+on the same search page (--quick: 1x1 and 16x50 only). Meanwhile ten more
+sockets watch a search that gets no events: the server should close none.
+
+The polling row is a model, not a measurement: a page polling every 2 s
+sees a new row after a wait uniform on 0..2 s, plus the time of the query a
+poll would run (``selectors.epochs_after`` for the rows after the last
+sequence number seen, timed here on the same database). Its percentiles are
+those of that distribution.
+
+    .venv/bin/python bench/push_latency.py [--quick] [--events N]
+
+To measure a settings change before making it (another channel layer, say),
+put a module that does ``from nasweb.settings import *`` and overrides it on
+PYTHONPATH and name it in BENCH_SETTINGS_MODULE: Daphne and the writers both
+use it.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+from common import (ROOT, Timer, base_parser, bench_database, bench_env, bench_user, busy_warning,
+                    flush_bench_redis, machine, median, percentile, rounded, setup_django, shown, table, temp_dir,
+                    write_results)
+from wsclient import HandshakeError, WebSocket
+
+POLL_INTERVAL_S = 2.0
+IDLE_SOCKETS = 10  # sockets on a search without events, open while the scenarios run
+METRICS = dict(train_loss=1.0, train_accuracy=0.5, val_loss=1.0, val_accuracy=0.5, seconds=1.0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_daphne(db_url: str, port: int, log_path: str) -> subprocess.Popen:
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                             "nasweb.asgi:application"], cwd=ROOT, env=bench_env(db_url),
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"daphne exited early; see {log_path}")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return proc
+            time.sleep(0.2)
+        raise TimeoutError(f"daphne did not open port {port}; see {log_path}")
+    except BaseException:
+        stop(proc)
+        raise
+
+
+def stop(proc: subprocess.Popen) -> None:
+    import signal
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def session_cookie(user) -> str:
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+
+
+def writer(candidate_id: int, epochs: int, interval: float, offset: float, ready, go, start_at, out):
+    """One training worker's stream of epochs; puts [(candidate, epoch, committed, published)] on ``out``."""
+    from django.db import transaction
+
+    from searches import services
+    from searches.models import Candidate
+
+    candidate = Candidate.objects.get(id=candidate_id)
+    services.epoch_record(candidate, epoch=1, **METRICS)  # warm-up: connections, before any client joins
+    ready.put(candidate_id)
+    go.wait()
+    rng = random.Random(candidate_id)
+    stamps = []
+    next_at = start_at.value + offset
+    for epoch in range(2, epochs + 2):
+        delay = next_at - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        commit = []
+        with transaction.atomic():
+            transaction.on_commit(lambda: commit.append(time.time()))  # runs first, right after COMMIT
+            services.epoch_record(candidate, epoch=epoch, **METRICS)
+        published = time.time()  # the service's own hook (group_send to Redis) has run too
+        stamps.append((candidate_id, epoch, commit[0], published))
+        next_at += interval * rng.uniform(0.9, 1.1)
+    out.put(stamps)
+
+
+RECONNECT_S = 0.5  # what static/js/search.js waits before its first reconnect
+
+
+async def watch(port: int, path: str, cookie: str, arrivals: list, connected: asyncio.Event, stats: dict):
+    """One page: the snapshot, then events; like the page's script, it reconnects after
+    RECONNECT_S when the socket closes, asking for the epochs after the last sequence number
+    it saw. An epoch counts once per client, when it first arrives (event or snapshot)."""
+    last_seq, seen = 0, set()
+
+    def arrived(event, now):
+        key = (event["candidate"], event["epoch"])
+        if key not in seen:
+            seen.add(key)
+            arrivals.append((*key, now))
+        return max(last_seq, event.get("seq") or 0)
+
+    while True:
+        ws = None
+        try:
+            ws = await WebSocket.connect("127.0.0.1", port, path + (f"?after={last_seq}" if last_seq else ""),
+                                         cookie=cookie)
+            first = await ws.recv()
+            now = time.time()
+            if first is None:
+                raise ConnectionError("closed before the snapshot")
+            snapshot = json.loads(first[1])
+            if snapshot.get("type") != "snapshot":
+                raise RuntimeError(f"expected a snapshot first, got {snapshot.get('type')!r}")
+            if connected.is_set():  # a reconnect: the snapshot brings what was missed
+                for event in snapshot.get("epochs", []):
+                    last_seq = arrived(event, now)
+            else:
+                last_seq = max([last_seq] + [e.get("seq") or 0 for e in snapshot.get("epochs", [])])
+                connected.set()
+            while True:
+                msg = await ws.recv()
+                now = time.time()
+                if msg is None:
+                    break
+                event = json.loads(msg[1])
+                if event.get("type") == "epoch":
+                    last_seq = arrived(event, now)
+        except (ConnectionError, OSError, asyncio.IncompleteReadError, HandshakeError):
+            pass
+        finally:
+            if ws is not None:
+                await ws.close()
+        stats["reconnects"] = stats.get("reconnects", 0) + 1
+        await asyncio.sleep(RECONNECT_S)
+
+
+async def run_clients(port, search_id, cookie, n_clients, writers, go, start_at, out, n_writers, grace=3.0):
+    path = f"/ws/searches/{search_id}/"
+    arrivals = [[] for _ in range(n_clients)]
+    connected = [asyncio.Event() for _ in range(n_clients)]
+    stats = {"reconnects": 0}
+    tasks = [asyncio.create_task(watch(port, path, cookie, arrivals[i], connected[i], stats))
+             for i in range(n_clients)]
+    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in connected)), timeout=60)
+    await asyncio.sleep(0.2)  # every consumer has joined the group before the snapshot was sent
+    start_at.value = time.time() + 0.2
+    go.set()
+    loop = asyncio.get_running_loop()
+    stamps = []
+    for _ in range(n_writers):
+        stamps += await loop.run_in_executor(None, lambda: out.get(timeout=300))
+    expected = {(c, e) for c, e, *_ in stamps}
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(len({(c, e) for c, e, _ in a} & expected) < len(expected)
+                                              for a in arrivals):
+        await asyncio.sleep(0.05)
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for w in writers:
+        w.join(10)
+    return stamps, arrivals, stats["reconnects"]
+
+
+class IdleSockets:
+    """Sockets on a search that gets no events, open for the whole run in a thread of their own:
+    how many does the server close meanwhile? (None should close.)"""
+
+    def __init__(self, port: int, search_id: int, cookie: str, n: int):
+        import threading
+
+        self.port, self.search_id, self.cookie, self.n = port, search_id, cookie, n
+        self.closed = 0
+        self.started = time.monotonic()
+        self.seconds = 0.0
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        self._ready.wait(60)
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(30)
+
+    async def _main(self):
+        sockets = []
+        try:
+            for _ in range(self.n):
+                ws = await WebSocket.connect("127.0.0.1", self.port, f"/ws/searches/{self.search_id}/",
+                                             cookie=self.cookie)
+                if await ws.recv() is None:  # the snapshot
+                    raise ConnectionError("closed before the snapshot")
+                sockets.append(ws)
+        except (ConnectionError, OSError, asyncio.IncompleteReadError, HandshakeError):
+            self.closed = self.n - len(sockets)  # the server is going away (or refused): count, carry on
+        self.started = time.monotonic()
+        self._ready.set()
+
+        async def one(ws):
+            try:
+                while await ws.recv() is not None:
+                    pass  # a search event would be fine too; only a close counts
+            except (ConnectionError, asyncio.IncompleteReadError):
+                pass
+            self.closed += 1
+
+        tasks = [asyncio.create_task(one(ws)) for ws in sockets]
+        while not self._stop.is_set():
+            await asyncio.sleep(0.1)
+        self.seconds = time.monotonic() - self.started
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for ws in sockets:
+            await ws.close()
+
+
+def scenario(port, owner, cookie, n_writers, n_clients, events_total, interval, daphne_pid) -> dict:
+    from django.db import connections
+
+    from searches import services
+
+    search = services.search_create(owner=owner, name=f"bench push {n_writers}x{n_clients}", dataset="digits",
+                                    space="chain", strategy="random", max_candidates=n_writers,
+                                    epochs=1000, parallel=n_writers, seed=3)
+    ids = services.search_advance(search.id)
+    for i, cid in enumerate(ids):
+        services.candidate_claim(cid, worker=f"bench-writer-{i}", device="cpu")
+    per_writer = max(1, events_total // n_writers)
+    ctx = mp.get_context("fork")
+    ready, out, go, start_at = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Value("d", 0.0)
+    connections.close_all()  # each forked writer opens its own connection
+    writers = [ctx.Process(target=writer, args=(cid, per_writer, interval, i * interval / n_writers,
+                                                ready, go, start_at, out), daemon=True)
+               for i, cid in enumerate(ids)]
+    for w in writers:
+        w.start()
+    for _ in writers:
+        ready.get(timeout=120)
+    daphne_cpu, own_cpu = cpu_seconds(daphne_pid), sum(os.times()[:2])
+    with Timer() as t:
+        stamps, arrivals, reconnects = asyncio.run(run_clients(port, search.id, cookie, n_clients, writers, go, start_at,
+                                                   out, n_writers))
+    daphne_cpu, own_cpu = cpu_seconds(daphne_pid) - daphne_cpu, sum(os.times()[:2]) - own_cpu
+    committed = {(c, e): ts for c, e, ts, _ in stamps}
+    publish_ms = [1000 * (pub - ts) for _, _, ts, pub in stamps]
+    latencies, lost = [], 0
+    for client in arrivals:
+        seen = {(c, e): ts for c, e, ts in client}
+        for key, ts in committed.items():
+            if key in seen:
+                latencies.append(1000 * (seen[key] - ts))
+            else:
+                lost += 1
+    rate = len(committed) / max(1e-9, max(ts for ts in committed.values()) - min(ts for ts in committed.values()))
+    return {"writers": n_writers, "clients": n_clients, "events": len(committed), "deliveries": len(latencies),
+            "lost": lost, "reconnects": reconnects, "events_per_s": rate, "seconds": t.seconds, "search_id": search.id,
+            "daphne_cpu_share": daphne_cpu / t.seconds, "clients_cpu_share": own_cpu / t.seconds,
+            "publish_p50_ms": percentile(publish_ms, 50), "publish_p99_ms": percentile(publish_ms, 99),
+            "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95),
+            "p99_ms": percentile(latencies, 99), "max_ms": max(latencies) if latencies else float("nan"),
+            "min_ms": min(latencies) if latencies else float("nan")}
+
+
+def poll_query_ms(search_id: int, repeats: int = 50) -> list[float]:
+    """What one poll would cost: the rows after a recent sequence number (the page's last seen)."""
+    from searches import selectors
+    from searches.models import Search
+
+    last = Search.objects.get(pk=search_id).last_seq
+    times = []
+    for _ in range(repeats):
+        with Timer() as t:
+            selectors.epochs_after(search_id, max(0, last - 16))
+        times.append(1000 * t.seconds)
+    return times
+
+
+def main():
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=None, help="epochs written per scenario")
+    args = parser.parse_args()
+    events_total = args.events or (40 if args.quick else 300)
+    info = machine()
+    scenarios = [(1, 1), (16, 50)] if args.quick else [(1, 1), (1, 50), (16, 1), (16, 50)]
+    # One writer: an epoch every 50 ms. Sixteen: each every 0.5 s (32 epochs/s together).
+    interval = {1: 0.05, 16: 0.5}
+    with bench_database() as db_url:
+        setup_django(db_url)
+        from searches import services
+
+        owner = bench_user()
+        cookie = session_cookie(owner)
+        idle_search = services.search_create(owner=owner, name="bench push idle", dataset="digits",
+                                             space="chain", strategy="random", max_candidates=1, epochs=1,
+                                             parallel=1, seed=3)
+        port = free_port()
+        log_dir = temp_dir("nasweb-bench-daphne-")
+        log_path = f"{log_dir}/daphne.log"
+        daphne = start_daphne(db_url, port, log_path)
+        try:
+            with IdleSockets(port, idle_search.id, cookie, IDLE_SOCKETS) as idle:
+                results = [scenario(port, owner, cookie, w, c, events_total, interval[w], daphne.pid)
+                           for w, c in scenarios]
+            query = poll_query_ms(results[-1]["search_id"])
+        except BaseException:
+            print(f"  daphne's log: {log_path}", file=sys.stderr)
+            raise
+        else:
+            shutil.rmtree(log_dir, ignore_errors=True)
+        finally:
+            stop(daphne)
+    rows = [[f"websocket push, {r['writers']} writer{'s' if r['writers'] > 1 else ''}, "
+             f"{r['clients']} client{'s' if r['clients'] > 1 else ''}",
+             r["events"], r["deliveries"], r["events_per_s"], r["p50_ms"], r["p95_ms"], r["p99_ms"], r["max_ms"],
+             r["publish_p50_ms"], r["daphne_cpu_share"], r["lost"], r["reconnects"]] for r in results]
+    flush_bench_redis()
+    q50, qmax = median(query), max(query)
+    polling = {"model": "uniform wait 0..2 s + measured epochs_after query", "query_p50_ms": q50,
+               "query_max_ms": qmax}
+    for p in (50, 95, 99):
+        polling[f"p{p}_ms"] = POLL_INTERVAL_S * 1000 * p / 100 + q50
+    polling["max_ms"] = POLL_INTERVAL_S * 1000 + qmax
+    rows.append(["polling every 2 s (model)", None, None, None, polling["p50_ms"], polling["p95_ms"],
+                 polling["p99_ms"], polling["max_ms"], None, None, None, None])
+    worst_p99 = max(r["p99_ms"] for r in results)
+    notes = [f"latency = arrival in the client - COMMIT of the epoch row (ms); goal p99 < 100 ms on loopback: "
+             f"{'met' if worst_p99 < 100 else 'NOT met'} (worst p99 {worst_p99:.1f} ms)",
+             "deliveries = events x clients; lost = deliveries that never arrived (3 s grace); publish = "
+             "COMMIT -> the service's group_send to Redis returned, in the writer",
+             f"reconnects: the clients reconnect as the page does ({RECONNECT_S} s later, asking for what "
+             "they missed); a missed epoch counts when the snapshot brings it",
+             f"idle sockets: the server closed {idle.closed} of {IDLE_SOCKETS} sockets watching a search without "
+             f"events during {idle.seconds:.0f} s" + (
+                 " (a consumer's channel-layer receive raised redis TimeoutError: redis-py >= 8 reads with a "
+                 "5 s socket timeout, channels_redis blocks 5 s in BZPOPMIN)" if idle.closed else ""),
+             f"polling row: modelled as U(0, 2 s) + the epochs_after query ({q50:.2f} ms median, "
+             f"{qmax:.2f} ms max over {len(query)} runs), not a measured polling loop",
+             "one Daphne process (daphne cpu = its CPU time over the scenario's wall time, 1.0 = one core "
+             "busy); writers are forked processes; all clients in one asyncio process"]
+    warn = busy_warning()
+    if warn:
+        notes.append(warn)
+    print(table("Push latency: epoch row committed -> websocket frame in the browser's place (ms)",
+                ["path", "events", "deliveries", "events/s", "p50", "p95", "p99", "max", "publish p50", "daphne cpu", "lost", "reconnects"], rows, notes))
+    path = write_results("push_latency", rounded({
+        "machine": info, "quick": args.quick, "rows": results, "polling": polling,
+        "idle_sockets": {"sockets": IDLE_SOCKETS, "seconds": idle.seconds, "closed_by_server": idle.closed},
+        "notes": notes}, 3), args.json)
+    print(f"  wrote {shown(path)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The REST API: Django REST framework views over the same selectors and services as the pages."""

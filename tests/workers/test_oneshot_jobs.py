@@ -1,0 +1,60 @@
+"""DARTS and weight-sharing searches run as jobs on the worker, then retrain what they propose."""
+import pytest
+
+from searches import services
+from searches.models import Candidate, EpochMetric, Search
+from searches.nas.cell import CellSpace
+from workers import training
+
+pytestmark = pytest.mark.django_db
+
+SMALL_CELL = {"ops": ["none", "skip", "conv3x3"], "channels": 4, "cells_per_stage": 1}
+
+
+def run_search_inline(search):
+    """Play the controller and the worker in this process until the search ends."""
+    for _ in range(20):
+        ids = services.search_advance(search.id)
+        if not ids:
+            break
+        for cid in ids:
+            training.run_candidate(cid, worker="w")
+    services.search_advance(search.id)
+    search.refresh_from_db()
+    return search
+
+
+@pytest.mark.parametrize("strategy", ["darts", "supernet"])
+def test_a_one_shot_search_runs_its_job_then_retrains_its_proposals(alice, checkpoint_dir, strategy):
+    search = services.search_create(owner=alice, name=strategy, dataset="digits", space="cell",
+                                    space_settings=SMALL_CELL, strategy=strategy, max_candidates=3,
+                                    strategy_settings={"pool": 12}, train_settings={"train_fraction": 0.3},
+                                    epochs=2, parallel=1, seed=1)
+    search = run_search_inline(search)
+
+    assert search.state == Search.State.FINISHED, search.error
+    job = Candidate.objects.get(search=search, index=0)
+    assert job.kind == strategy and job.state == Candidate.State.FINISHED
+    assert EpochMetric.objects.filter(candidate=job).count() == 2  # streamed like any candidate
+    proposals = job.extra["proposals"]
+    space = CellSpace(**SMALL_CELL)
+    assert proposals and all(space.is_valid(a) for a in proposals)
+    retrained = list(Candidate.objects.filter(search=search, kind="train").order_by("index"))
+    assert retrained and [c.arch for c in retrained] == proposals[:len(retrained)]
+    assert all(c.state == Candidate.State.FINISHED and c.checkpoint_path for c in retrained)
+    if strategy == "darts":
+        history = job.extra["edge_weights"]
+        assert len(history) == 2 and set(history[0]) == {"e1_0", "e2_0", "e2_1", "e3_0", "e3_1", "e3_2"}
+        assert abs(sum(history[-1]["e1_0"].values()) - 1) < 1e-6
+        assert isinstance(job.extra["skip_collapse"], bool)
+        assert len(retrained) == 1  # DARTS derives one cell
+    else:
+        assert len(retrained) == 2 and job.extra["ranking"]
+
+
+def test_one_shot_strategies_need_the_cell_space(alice):
+    from django.core.exceptions import ValidationError
+    with pytest.raises(ValidationError) as info:
+        services.search_create(owner=alice, name="x", dataset="digits", space="chain", strategy="darts",
+                               max_candidates=2, epochs=1)
+    assert "cell space" in info.value.message_dict["strategy"][0]

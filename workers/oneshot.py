@@ -1,0 +1,125 @@
+"""One-shot jobs: a DARTS search or a weight-sharing supernet, run as one candidate.
+
+A job reports like any candidate (an epoch row per epoch, streamed live) and
+ends with the architectures it proposes; the controller then trains those
+from scratch as ordinary candidates. DARTS also streams its architecture
+weights per edge after every epoch.
+"""
+from __future__ import annotations
+
+import random
+
+import torch
+from django.conf import settings
+
+from searches import services
+from searches.nas.cell import CellSpace
+from searches.nas.oneshot import (DartsSupernet, SharedSupernet, darts_derive, darts_edge_weights,
+                                  darts_optimizers, darts_step, is_skip_collapse, rank_with_shared_weights,
+                                  supernet_train_step)
+
+from . import datasets
+from .training import recipe_for, with_db_retry
+
+# How many architectures the supernet ranks with its shared weights (strategy setting "pool").
+SUPERNET_POOL = 200
+
+
+def _batches(x, y, batch_size, gen):
+    order = torch.randperm(len(x), generator=gen).to(x.device)
+    for start in range(0, len(x), batch_size):
+        idx = order[start:start + batch_size]
+        yield x[idx], y[idx]
+
+
+@torch.no_grad()
+def _accuracy(forward, x, y, batch_size=512):
+    correct = 0
+    for start in range(0, len(x), batch_size):
+        correct += int((forward(x[start:start + batch_size]).argmax(dim=1) == y[start:start + batch_size]).sum())
+    return correct / max(len(x), 1)
+
+
+def run_job(candidate, device, beat) -> str:
+    search = candidate.search
+    recipe = recipe_for(search.train_settings)
+    data = datasets.load(search.dataset, search.seed, str(settings.DATA_DIR),
+                         resolution=recipe["resolution"]).to(device)
+    n_train = max(2, int(len(data.x_train) * recipe["train_fraction"]))  # the data proxy applies here too
+    data.x_train, data.y_train = data.x_train[:n_train], data.y_train[:n_train]
+    space = CellSpace(**search.space_settings)
+    gen = torch.Generator().manual_seed(int(search.seed))
+    if candidate.kind == "darts":
+        net = DartsSupernet(space.ops, space.channels, data.input_shape, data.num_classes,
+                            space.cells_per_stage).to(device)
+        proposals, extra = _run_darts(net, data, recipe, search, candidate, gen, beat)
+    else:
+        net = SharedSupernet(space.ops, space.channels, data.input_shape, data.num_classes,
+                             space.cells_per_stage).to(device)
+        proposals, extra = _run_supernet(net, space, data, recipe, search, candidate, gen, beat)
+    if proposals is None:
+        return "cancelled"
+    with_db_retry(services.oneshot_finish, candidate, proposals=proposals, extra=extra)
+    return "finished"
+
+
+def _run_darts(net, data, recipe, search, candidate, gen, beat):
+    # DARTS learns weights on one half of the training split and alpha on the other.
+    half = len(data.x_train) // 2
+    x_w, y_w, x_a, y_a = data.x_train[:half], data.y_train[:half], data.x_train[half:], data.y_train[half:]
+    w_opt, a_opt = darts_optimizers(net)
+    history = []
+    for epoch in range(1, search.epochs + 1):
+        losses = []
+        for train_batch, val_batch in zip(_batches(x_w, y_w, recipe["batch_size"], gen),
+                                          _batches(x_a, y_a, recipe["batch_size"], gen)):
+            losses.append(darts_step(net, w_opt, a_opt, train_batch, val_batch))
+        net.eval()
+        val_acc = _accuracy(net, data.x_val, data.y_val)
+        train_acc = _accuracy(net, x_w, y_w)
+        weights = darts_edge_weights(net)
+        history.append(weights)
+        if beat is not None:
+            beat.epoch_done(len(data.x_train) / 1.0)
+        keep_going = with_db_retry(
+            services.epoch_record, candidate, epoch=epoch,
+            train_loss=sum(l["train_loss"] for l in losses) / max(len(losses), 1), train_accuracy=train_acc,
+            val_loss=sum(l["val_loss"] for l in losses) / max(len(losses), 1), val_accuracy=val_acc, seconds=0.0)
+        if not keep_going:
+            with_db_retry(services.candidate_stop, candidate, reason="Stopped: the search was cancelled.")
+            return None, None
+        with_db_retry(services.candidate_note, candidate, key="edge_weights", value=history,
+                      event={"type": "alpha", "candidate": candidate.id, "epoch": epoch, "weights": weights})
+    arch = darts_derive(net)
+    return [arch], {"edge_weights": history, "derived": arch, "skip_collapse": is_skip_collapse(arch)}
+
+
+def _run_supernet(net, space, data, recipe, search, candidate, gen, beat):
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, weight_decay=3e-4)
+    rng = random.Random(f"supernet:{search.seed}")
+    for epoch in range(1, search.epochs + 1):
+        losses = [supernet_train_step(net, optimizer, batch, rng)["loss"]
+                  for batch in _batches(data.x_train, data.y_train, recipe["batch_size"], gen)]
+        probe = space.sample(random.Random(f"probe:{search.seed}:{epoch}"))
+        net.eval()
+        val_acc = _accuracy(lambda x: net(x, probe), data.x_val, data.y_val)
+        if beat is not None:
+            beat.epoch_done(len(data.x_train) / 1.0)
+        mean_loss = sum(losses) / max(len(losses), 1)
+        if not with_db_retry(services.epoch_record, candidate, epoch=epoch, train_loss=mean_loss,
+                             train_accuracy=0.0, val_loss=mean_loss, val_accuracy=val_acc, seconds=0.0):
+            with_db_retry(services.candidate_stop, candidate, reason="Stopped: the search was cancelled.")
+            return None, None
+    # Rank a pool of distinct architectures with the shared weights; the best get retrained.
+    pool_rng = random.Random(f"pool:{search.seed}")
+    pool, seen = [], set()
+    for _ in range(SUPERNET_POOL * 5):
+        arch = space.sample(pool_rng)
+        if space.arch_hash(arch) not in seen:
+            seen.add(space.arch_hash(arch))
+            pool.append(arch)
+        if len(pool) >= min(search.strategy_settings.get("pool", SUPERNET_POOL), space.size()):
+            break
+    ranked = rank_with_shared_weights(net, pool, (data.x_val, data.y_val))
+    top = [arch for arch, _ in ranked[:max(1, search.max_candidates - 1)]]
+    return top, {"ranking": [{"arch": a, "shared_accuracy": acc} for a, acc in ranked[:20]]}
