@@ -6,7 +6,7 @@ import pytest
 
 from searches import services
 
-from api_factories import client_with, make_ready_bundle, make_search  # noqa: F401
+from factories import client_with, make_ready_bundle, make_search  # noqa: F401
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from searches import services
 from searches.api import urls as api_urls
 from searches.models import Search
 
-from api_factories import make_ready_bundle  # noqa: E402  (tests/searches/api/conftest.py)
+from factories import make_ready_bundle  # noqa: E402  (tests/searches/api/conftest.py)
 
 pytestmark = pytest.mark.django_db
 

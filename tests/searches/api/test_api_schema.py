@@ -14,7 +14,7 @@ from schemathesis.checks import not_a_server_error
 
 from searches import services
 
-from api_factories import make_ready_bundle, make_search
+from factories import make_ready_bundle, make_search
 
 RAW_SCHEMA = SchemaGenerator().get_schema(request=None, public=True)
 schema = schemathesis.openapi.from_dict(RAW_SCHEMA)

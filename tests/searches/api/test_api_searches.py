@@ -151,7 +151,7 @@ def test_bundle_requests_are_refused_for_unfinished_candidates(alice_api, alice_
 
 
 def test_best_endpoints_say_when_nothing_finished(alice, alice_api, checkpoint_dir):
-    from api_factories import make_search
+    from factories import make_search
 
     search, _ = make_search(alice, checkpoint_dir, name="young", finished=(), running=1)
     for name in ("api-best", "api-best-checkpoint", "api-best-bundle"):

@@ -10,7 +10,7 @@ from django.urls import reverse
 from searches import services
 from searches.models import ApiToken
 
-from api_factories import client_with
+from factories import client_with
 
 pytestmark = pytest.mark.django_db
 
@@ -112,7 +112,7 @@ def _ws(path, headers):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_token_opens_its_owners_websocket_and_no_one_elses(alice, bob, checkpoint_dir):
-    from api_factories import make_search
+    from factories import make_search
 
     search, _ = make_search(alice, checkpoint_dir, finished=(0.7,), running=0)
     alice_key = services.api_token_create(owner=alice, name="cli")[1]

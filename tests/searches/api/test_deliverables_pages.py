@@ -10,7 +10,7 @@ from searches import services
 from searches.models import Bundle
 from searches.urls_deliverables import urlpatterns
 
-from api_factories import make_ready_bundle
+from factories import make_ready_bundle
 
 pytestmark = pytest.mark.django_db
 

@@ -51,7 +51,7 @@ def test_candidates_json_and_epochs_csv(alice_api, alice_search):
 
 
 def test_an_empty_search_exports_valid_empty_documents(alice, alice_api, checkpoint_dir):
-    from api_factories import make_search
+    from factories import make_search
 
     search, _ = make_search(alice, checkpoint_dir, name="empty", finished=(), running=0)
     assert json.loads(body(alice_api.get(reverse("api-export-epochs-json", args=[search.id]))))["epochs"] == []
@@ -91,7 +91,7 @@ def test_under_asgi_the_export_is_an_async_stream_not_a_list(alice, checkpoint_d
 
     from django.test import AsyncClient
 
-    from api_factories import make_search
+    from factories import make_search
 
     search, _ = make_search(alice, checkpoint_dir, finished=(0.7,), running=1)
     url = reverse("search_export", args=[search.id, "epochs", "csv"])
