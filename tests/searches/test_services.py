@@ -111,3 +111,12 @@ def test_a_worker_that_lost_its_candidate_cannot_write_to_it(alice):
                                      val_accuracy=0, seconds=0)
     assert not services.candidate_fail(cand, error="x")
     assert not EpochMetric.objects.exists()
+
+
+def test_recording_the_same_epoch_twice_keeps_one_row(alice):
+    search = create(alice)
+    cand = services.candidate_claim(services.search_advance(search.id)[0], worker="w", device="cpu")
+    metrics = dict(train_loss=1.0, train_accuracy=0.5, val_loss=1.0, val_accuracy=0.5, seconds=0.1)
+    assert services.epoch_record(cand, epoch=1, **metrics)
+    assert services.epoch_record(cand, epoch=1, **metrics)  # a retry whose first answer was lost
+    assert EpochMetric.objects.filter(candidate=cand).count() == 1
