@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
 import platform
 import shutil
 import socket
@@ -477,20 +476,12 @@ def _make_bundle(ckpt, out_path, work, test, info, progress, onnx_tolerance) -> 
     progress(90, "Wrote metadata.json and README.md")
 
     folder = info.get("folder") or out_path.stem  # the directory the zip unpacks into
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                for path in sorted(files.iterdir()):
-                    zf.write(path, f"{folder}/{path.name}")
-            handle.flush()
-            os.fsync(handle.fileno())
-        digest = _sha256(Path(tmp_name))
-        size = os.path.getsize(tmp_name)
-        os.replace(tmp_name, out_path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    def write_zip(handle):
+        with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted(files.iterdir()):
+                zf.write(path, f"{folder}/{path.name}")
+
+    size, digest = checkpoints.atomic_write(out_path, write_zip)
     details["files"] = names
     return BundleResult(path=out_path, size=size, sha256=digest, standalone_ok=standalone_ok,
                         standalone_error=standalone_error, onnx_ok=onnx_ok, onnx_error=onnx_error,

@@ -39,12 +39,21 @@ def build_payload(*, model, space: str, space_settings: dict, arch: dict, input_
 
 def write_atomically(path: Path, payload: dict) -> tuple[int, str]:
     """Save ``payload`` to ``path``; returns (size in bytes, sha256 hex)."""
+    return atomic_write(path, lambda handle: torch.save(payload, handle))
+
+
+def atomic_write(path: Path, write) -> tuple[int, str]:
+    """Call ``write(handle)`` on a temporary file beside ``path``, then rename it into place.
+
+    Readers see the old file or the whole new one, never a part; on any
+    error the temporary file is removed. Returns (size in bytes, sha256 hex).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         digest = sha256_of(Path(tmp_name))
