@@ -12,8 +12,9 @@ Chromium:
   through the real channel layer and Daphne; "keeps up" means every event of a 2-second
   burst is handled within a second of the last one), and how often it redraws meanwhile.
 
-It works in a database of its own (created and dropped here) and a Redis database of its
-own, so it runs beside a demo or a test session::
+It works in a database of its own (created and dropped here, or the one bench/run_all.py
+hands over in NASWEB_BENCH_DATABASE_URL) and a channel prefix of its own, so it runs beside
+a demo, a test session or another benchmark::
 
     .venv/bin/python bench/dashboard.py                  # 10,000 and 50,000 candidates
     .venv/bin/python bench/dashboard.py --sizes 2000     # quick look
@@ -32,6 +33,7 @@ import json
 import math
 import os
 import random
+import signal
 import socket
 import statistics
 import subprocess
@@ -212,25 +214,39 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _admin_url() -> str:
-    return os.environ.get("DATABASE_URL", "postgres://root@127.0.0.1:5432/root")
-
-
-def _bench_url(admin_url: str) -> str:
-    return admin_url.rsplit("/", 1)[0] + "/" + BENCH_DB
-
-
-def _recreate_database(admin_url: str, drop_only: bool = False) -> None:
+def _admin_connection():
+    """A connection to the server's ``postgres`` database, for CREATE and DROP DATABASE."""
+    import dj_database_url
     import psycopg2
 
-    conn = psycopg2.connect(admin_url)
+    db = dj_database_url.parse(os.environ.get("DATABASE_URL", "postgres://root@127.0.0.1:5432/root"))
+    conn = psycopg2.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"] or "root",
+                            password=db["PASSWORD"] or None, dbname="postgres")
     conn.autocommit = True
+    return conn, db
+
+
+def _create_database() -> tuple[str, str]:
+    """A new, empty database with a name of its own (runs side by side never meet): (name, url)."""
+    import uuid
+
+    name = f"{BENCH_DB}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    conn, db = _admin_connection()
     with conn.cursor() as cur:
-        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                    [BENCH_DB])
-        cur.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
-        if not drop_only:
-            cur.execute(f"CREATE DATABASE {BENCH_DB}")
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    auth = (db["USER"] or "root") + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return name, f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{name}"
+
+
+def _drop_database(name: str) -> None:
+    if not name.startswith(BENCH_DB + "_"):
+        raise ValueError(f"refusing to drop {name!r}: not this benchmark's database")
+    conn, _ = _admin_connection()
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                    "AND pid <> pg_backend_pid()", [name])
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
     conn.close()
 
 
@@ -432,16 +448,22 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--loads", type=int, default=3, help="page loads per size (median)")
-    parser.add_argument("--keep-db", action="store_true", help=f"leave the {BENCH_DB} database behind")
+    parser.add_argument("--keep-db", action="store_true", help="leave the database it made behind")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--fill-only", action="store_true",
-                        help=f"fill the searches in {BENCH_DB}, keep it, measure nothing (to look at query plans)")
+                        help="fill the searches, keep the database, measure nothing (to look at query plans)")
     args = parser.parse_args(argv)
 
-    admin_url = _admin_url()
-    _recreate_database(admin_url)
-    env = dict(os.environ, DATABASE_URL=_bench_url(admin_url), DJANGO_SETTINGS_MODULE="nasweb.settings",
-               REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11"),
+    # bench/run_all.py hands over a migrated database of its own; alone, this makes (and drops) one.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stop still runs the clean-up below
+    given = os.environ.get("NASWEB_BENCH_DATABASE_URL")
+    own_db, db_url = (None, given) if given else _create_database()
+    # BENCH_SETTINGS_MODULE measures a change before making it (another channel layer, say):
+    # a module on PYTHONPATH that does ``from nasweb.settings import *`` and overrides one thing.
+    env = dict(os.environ, DATABASE_URL=db_url,
+               DJANGO_SETTINGS_MODULE=os.environ.get("BENCH_SETTINGS_MODULE", "nasweb.settings"),
+               REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11") if not given
+               else os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/13"),
                CHANNEL_PREFIX=f"nasweb-bench-dashboard-{os.getpid()}", DEBUG="true", LOG_LEVEL="WARNING",
                CHECKPOINT_DIR=str(ROOT / "var" / "bench-checkpoints"))
     os.environ.update(env)
@@ -455,25 +477,26 @@ def main(argv=None) -> int:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from searches.models import Search
-
     call_command("migrate", verbosity=0)
-    user = get_user_model().objects.create_user("bench", password="bench password 1")
+    username = f"bench-dashboard-{os.getpid()}"
+    user = get_user_model().objects.create_user(username, password="bench password 1")
     if args.fill_only:
         for n in args.sizes:
             search = _bench_search(user, n, args.epochs)
             fill_search(search, n, epochs=args.epochs, seed=n, running=64, queued=0)
-            print(f"search {search.id}: {n:,} candidates in {BENCH_DB}")
+            print(f"search {search.id}: {n:,} candidates in {db_url}")
         from django.db import connection
         with connection.cursor() as cur:
             cur.execute("VACUUM ANALYZE")
         return 0
     port = _free_port()
-    log = open(ROOT / "var" / "bench-dashboard-daphne.log", "wb")
+    (ROOT / "var").mkdir(exist_ok=True)
+    log = open(ROOT / "var" / f"bench-dashboard-daphne-{os.getpid()}.log", "wb")  # noqa: SIM115 (closed below)
     server = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "nasweb.asgi:application"],
                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    results = {"sizes": [], "epochs_per_candidate": args.epochs, "machine": {"cpus": os.cpu_count()}}
+    results = {"sizes": [], "epochs_per_candidate": args.epochs, "settings": env["DJANGO_SETTINGS_MODULE"],
+               "machine": {"cpus": os.cpu_count(), "load_avg_start": list(os.getloadavg())}}
     try:
         for _ in range(100):
             with socket.socket() as s:
@@ -488,7 +511,7 @@ def main(argv=None) -> int:
                 "--disable-component-update", "--disable-sync", "--no-first-run"])
             page = browser.new_page()
             page.goto(f"{base}/login/")
-            page.fill("input[name=username]", "bench")
+            page.fill("input[name=username]", username)
             page.fill("input[name=password]", "bench password 1")
             page.click("button[type=submit]")
             page.wait_for_url(f"{base}/")
@@ -521,9 +544,12 @@ def main(argv=None) -> int:
         log.close()
         from django.db import connections
         connections.close_all()
-        if not args.keep_db:
-            _recreate_database(admin_url, drop_only=True)
+        if own_db and not args.keep_db:
+            _drop_database(own_db)
+        elif own_db:
+            print(f"kept {db_url}")
 
+    results["machine"]["load_avg_end"] = list(os.getloadavg())
     print_table(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
@@ -556,8 +582,10 @@ def print_table(results: dict) -> None:
     print("-+-".join("-" * w for w in widths))
     for line in lines:
         print(" | ".join(str(x).rjust(w) for x, w in zip(line, widths)))
+    machine = results["machine"]
     print(f"\nchannel layer alone (group_send -> receive, one process): {layer} messages/s; "
-          f"{results['machine']['cpus']} CPUs shared with whatever else runs")
+          f"{machine['cpus']} CPUs, load average {machine['load_avg_start'][0]:.1f} at the start, "
+          f"{machine.get('load_avg_end', [float('nan')])[0]:.1f} at the end")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ from common import (ROOT, bench_env, create_database, database_url, drop_databas
 
 BENCHMARKS = ["training_overhead", "data_pipeline", "push_latency", "orchestration"]
 OPTIONAL = ["dashboard"]  # written with the dashboard issue; run when present
-# Arguments for (quick, full) runs; by default "--quick" and nothing.
+# Arguments for (quick, full) runs; by default "--quick" and nothing (and "--quick" for any
+# benchmark that has it).
 ARGS = {"dashboard": (["--sizes", "2000", "--loads", "1"], [])}
 
 
@@ -60,6 +61,8 @@ def main():
         env["NASWEB_BENCH_DATABASE_URL"] = database_url(db_name)
         for name in names:
             quick_args, full_args = ARGS.get(name, (["--quick"], []))
+            if '"--quick"' in (ROOT / "bench" / f"{name}.py").read_text():
+                quick_args = ["--quick"]  # it has a quick mode of its own now
             cmd = [sys.executable, str(ROOT / "bench" / f"{name}.py")] + (quick_args if args.quick else full_args)
             t0 = time.monotonic()
             proc = subprocess.Popen(cmd, cwd=ROOT, env=env)

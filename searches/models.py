@@ -114,7 +114,13 @@ class Candidate(models.Model):
             models.UniqueConstraint(fields=["search", "index"], name="candidate_unique_index"),
             models.UniqueConstraint(fields=["search", "arch_hash"], name="candidate_unique_arch"),
         ]
+        # One index per leaderboard sort, so every sort at 50,000 candidates reads one page.
         indexes = [models.Index(fields=["search", "-best_val_accuracy"]),
+                   models.Index(fields=["search", "param_count"]),
+                   models.Index(fields=["search", "flops"]),
+                   models.Index(fields=["search", "latency_ms"]),
+                   models.Index(fields=["search", "-test_accuracy"]),
+                   models.Index(fields=["search", "-epochs_done"]),
                    models.Index(fields=["search", "state"]),
                    models.Index(fields=["state", "heartbeat_at"])]
 

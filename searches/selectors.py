@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -164,7 +165,7 @@ def _float_or_none(value):
         number = float(value)
     except (TypeError, ValueError):
         return None
-    return number if number == number and abs(number) != float("inf") else None
+    return number if math.isfinite(number) else None
 
 
 def _int_in(value, default: int, low: int, high: int) -> int:
@@ -191,7 +192,7 @@ class LeaderboardQuery:
     page_size: int = LEADERBOARD_PAGE_SIZE
 
     @classmethod
-    def from_params(cls, params) -> "LeaderboardQuery":
+    def from_params(cls, params) -> LeaderboardQuery:
         sort = _first(params, "sort") or DEFAULT_SORT
         if sort.lstrip("-") not in SORTS:
             sort = DEFAULT_SORT
@@ -238,7 +239,8 @@ def resolve_uses(space, uses) -> list[tuple[tuple[str, ...], object]]:
             names = tuple(n for n in names_text.split(",") if n)
             if not names or any(n not in decisions for n in names):
                 raise ValueError
-            resolved.append((names, tuple(_strict_choice(decisions[n], value) for n in names)[0]))
+            typed = [_strict_choice(decisions[n], value) for n in names]  # a choice of every one named
+            resolved.append((names, typed[0]))
         except (ValueError, TypeError):
             continue
     return resolved
@@ -267,7 +269,7 @@ def space_of(search: Search):
         return None
 
 
-def leaderboard_queryset(search: Search, query: "LeaderboardQuery"):
+def leaderboard_queryset(search: Search, query: LeaderboardQuery):
     """The search's candidates filtered and ordered as ``query`` says; every filter is
     scoped by ``search_id`` first, so each one reads one search through its indexes."""
     qs = Candidate.objects.filter(search_id=search.id)
@@ -294,7 +296,7 @@ def leaderboard_queryset(search: Search, query: "LeaderboardQuery"):
     return qs.order_by(order, "index") if field != "index" else qs.order_by(order)
 
 
-def leaderboard_page(search: Search, query: "LeaderboardQuery | None" = None) -> dict:
+def leaderboard_page(search: Search, query: LeaderboardQuery | None = None) -> dict:
     """One page of the leaderboard: at most ``page_size`` rows, whatever the search's size.
     A page past the end shows the last.
 

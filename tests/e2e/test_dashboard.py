@@ -87,7 +87,7 @@ def in_thread(fn, *args, **kwargs):
     def target():
         try:
             result["value"] = fn(*args, **kwargs)
-        except BaseException as exc:  # re-raised in the test's thread
+        except BaseException as exc:  # noqa: BLE001 (re-raised in the test's thread)
             result["error"] = exc
         finally:
             connection.close()

@@ -1,6 +1,7 @@
-"""Simulated annealing over single mutations."""
+"""Simulated annealing over mutations of one current solution."""
 from __future__ import annotations
 
+import functools
 import math
 import random
 import statistics
@@ -75,8 +76,8 @@ class SimulatedAnnealing(HistoryStrategy):
         current = self.current(space, results).arch
         proposals: list[dict] = []
         for steps in range(1, self.max_steps + 1):
-            proposals += propose_unseen(space, seen, n - len(proposals), rng,
-                                        lambda rng: walk(space, current, steps, rng), fill=False)
+            neighbour = functools.partial(walk, space, current, steps)
+            proposals += propose_unseen(space, seen, n - len(proposals), rng, neighbour, fill=False)
             if len(proposals) == n:
                 return proposals
         return proposals + fill_unseen(space, seen, n - len(proposals), rng)
