@@ -2,6 +2,7 @@
 started against the test database and the test Redis database."""
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -96,3 +97,37 @@ def live_stack(start_celery_worker, tmp_path, checkpoint_dir):
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    """Debian's Chromium driven by Playwright (never a downloaded browser)."""
+    # Playwright's sync API runs an event loop in the test's thread; the ORM calls
+    # these tests make between browser steps are plain blocking calls, safe here.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver (.ci/run does this)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def log_in():
+    return _log_in
+
+
+def _log_in(page, base_url, username, password):
+    page.goto(f"{base_url}/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base_url}/")
