@@ -98,10 +98,16 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every requ
 WHITENOISE_USE_FINDERS = True  # serve from static/ without collectstatic in development
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+def channel_host(url: str) -> dict:
+    # No socket timeout: channels_redis blocks up to 5 s waiting for a message, and
+    # redis-py 8's default 5 s timeout would end every websocket idle that long.
+    return {"address": url, "socket_timeout": None}
+
+
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("CHANNEL_PREFIX", "nasweb")},
+        "CONFIG": {"hosts": [channel_host(REDIS_URL)], "prefix": os.environ.get("CHANNEL_PREFIX", "nasweb")},
     },
 }
 

@@ -3,13 +3,13 @@ running demo by a Redis database and channel prefix of their own."""
 import os
 
 from .settings import *  # noqa: F401,F403
-from .settings import BASE_DIR
+from .settings import BASE_DIR, channel_host
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("CHANNEL_PREFIX", "nasweb-test")},
+        "CONFIG": {"hosts": [channel_host(REDIS_URL)], "prefix": os.environ.get("CHANNEL_PREFIX", "nasweb-test")},
     },
 }
 CELERY_BROKER_URL = REDIS_URL

@@ -6,13 +6,46 @@ connection asks for everything after the last one it saw.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import threading
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
 log = logging.getLogger(__name__)
+SEND_TIMEOUT_SECONDS = 5
+
+
+class _Publisher:
+    """One event loop thread per process that sends every event.
+
+    ``async_to_sync`` would start a new loop, and so open a new Redis
+    connection, for every event (about 4 ms each); one long-lived loop keeps
+    the layer's connections open (about 0.25 ms). It is made anew in a
+    forked child (Celery's prefork pool), where the parent's thread is gone.
+    """
+
+    _lock = threading.Lock()
+    _instance: "_Publisher | None" = None
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, name="nasweb-events", daemon=True).start()
+
+    @classmethod
+    def get(cls) -> "_Publisher":
+        with cls._lock:
+            if cls._instance is None or cls._instance.pid != os.getpid():
+                cls._instance = cls()
+            return cls._instance
+
+    def send(self, group: str, message: dict) -> None:
+        layer = get_channel_layer()
+        future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), self.loop)
+        future.result(timeout=SEND_TIMEOUT_SECONDS)  # sent before the caller goes on (event order)
 
 
 def group_name(search_id: int) -> str:
@@ -20,9 +53,8 @@ def group_name(search_id: int) -> str:
 
 
 def _send(search_id: int, event: dict) -> None:
-    layer = get_channel_layer()
     try:
-        async_to_sync(layer.group_send)(group_name(search_id), {"type": "search.event", "event": event})
+        _Publisher.get().send(group_name(search_id), {"type": "search.event", "event": event})
     except Exception:  # a lost message costs a redraw, never data: log, don't fail the caller
         log.warning("could not publish %s event for search %s", event.get("type"), search_id, exc_info=True)
 

@@ -262,3 +262,25 @@ def test_the_workers_socket_refuses_anonymous_users():
         return result
 
     assert run(scenario()) == (False, CLOSE_UNAUTHENTICATED)
+
+
+def test_an_idle_page_stays_connected_and_still_gets_events(alice, running_search):
+    # channels_redis waits 5 s per blocking read; a 5 s Redis socket timeout used to end the socket here.
+    import asyncio
+    search, (c1, _) = running_search
+
+    async def scenario():
+        comm = communicator(alice, search.id)
+        connected, _ = await comm.connect()
+        assert connected
+        await comm.receive_json_from(timeout=5)
+        await asyncio.sleep(7)
+        await database_sync_to_async(record)(c1, 1, 0.9)
+        while True:
+            event = await comm.receive_json_from(timeout=5)
+            if event["type"] == "epoch":
+                break
+        await comm.disconnect()
+        return event["val_accuracy"]
+
+    assert run(scenario()) == 0.9
