@@ -13,7 +13,8 @@ reconnect 0.5 s after a close and ask for what they missed. Every (event,
 client) delivery is one sample. Scenarios: 1 writer (an epoch every 50 ms)
 and 16 writers (each an epoch every 0.5 s, 32/s together), 1 and 50 clients
 on the same search page (--quick: 1x1 and 16x50 only). Meanwhile ten more
-sockets watch a search that gets no events: the server should close none.
+sockets watch a search that gets no events, and stay 6 s after the last
+scenario with no events anywhere: the server should close none.
 
 The polling row is a model, not a measurement: a page polling every 2 s
 sees a new row after a wait uniform on 0..2 s, plus the time of the query a
@@ -47,7 +48,8 @@ from common import (ROOT, Timer, base_parser, bench_database, bench_env, bench_u
 from wsclient import HandshakeError, WebSocket
 
 POLL_INTERVAL_S = 2.0
-IDLE_SOCKETS = 10  # sockets on a search without events, open while the scenarios run
+IDLE_SOCKETS = 10  # sockets on a search without events, open while the scenarios run...
+IDLE_TAIL_S = 6.0  # ...and for this long after them, when no search gets events
 METRICS = dict(train_loss=1.0, train_accuracy=0.5, val_loss=1.0, val_accuracy=0.5, seconds=1.0)
 
 
@@ -358,6 +360,7 @@ def main():
             with IdleSockets(port, idle_search.id, cookie, IDLE_SOCKETS) as idle:
                 results = [scenario(port, owner, cookie, w, c, events_total, interval[w], daphne.pid)
                            for w, c in scenarios]
+                time.sleep(IDLE_TAIL_S)  # the whole server without events, longer than a 5 s blocking read
             query = poll_query_ms(results[-1]["search_id"])
         except BaseException:
             print(f"  daphne's log: {log_path}", file=sys.stderr)
@@ -387,7 +390,7 @@ def main():
              f"reconnects: the clients reconnect as the page does ({RECONNECT_S} s later, asking for what "
              "they missed); a missed epoch counts when the snapshot brings it",
              f"idle sockets: the server closed {idle.closed} of {IDLE_SOCKETS} sockets watching a search without "
-             f"events during {idle.seconds:.0f} s" + (
+             f"events during {idle.seconds:.0f} s (the last {IDLE_TAIL_S:.0f} s without any events)" + (
                  " (a consumer's channel-layer receive raised redis TimeoutError: redis-py >= 8 reads with a "
                  "5 s socket timeout, channels_redis blocks 5 s in BZPOPMIN)" if idle.closed else ""),
              f"polling row: modelled as U(0, 2 s) + the epochs_after query ({q50:.2f} ms median, "

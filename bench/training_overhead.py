@@ -216,7 +216,7 @@ def main():
                 "bare_samples_per_s": bare_sps, "ours_samples_per_s": our_sps, "ratio": ratio,
                 "ratio_from_timed_bookkeeping": projected,
                 "ours_parts_ms": {k: 1000 * v for k, v in parts.items()},
-                "goal_ratio": 0.95, "meets_goal": ratio >= 0.95,
+                "goal_ratio": 0.95, "meets_goal": {"ratio": ratio >= 0.95, "ratio*": projected >= 0.95},
             })
     flush_bench_redis()
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
