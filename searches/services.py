@@ -130,18 +130,41 @@ def search_create(*, owner, name, dataset, space, strategy, max_candidates, epoc
 def search_history(search: Search) -> list[Trial]:
     """Every candidate so far, in index order, as the strategy sees it."""
     spec = score_spec(search)
+    rows = list(search.candidates.order_by("index").values_list(
+        "index", "arch_hash", "state", "best_val_accuracy", "final_val_accuracy", "param_count", "flops",
+        "latency_ms"))
+    archs = _archs_of(search.id, len(rows))
     trials = []
-    for row in search.candidates.order_by("index").values(
-            "arch", "state", "best_val_accuracy", "final_val_accuracy", "param_count", "flops", "latency_ms"):
-        metrics = candidate_metrics(row)
+    for (index, arch_hash, state, best, final, params, flops, latency), arch in zip(rows, archs):
+        metrics = {"val_accuracy": best, "final_val_accuracy": final, "params": params, "flops": flops,
+                   "latency_ms": latency}
         score = None
-        if row["state"] == Candidate.State.FINISHED:
+        if state == Candidate.State.FINISHED:
             try:
                 score = pareto.score(metrics, spec)
             except (KeyError, TypeError, ValueError):
                 score = None  # a metric the objective needs was not measured
-        trials.append(Trial(arch=row["arch"], state=row["state"], score=score, metrics=metrics))
+        trials.append(Trial(arch=arch, state=state, score=score, metrics=metrics, arch_hash=arch_hash))
     return trials
+
+
+# search id -> its candidates' architectures by index. A candidate's architecture never
+# changes once written, so each is read and decoded once per process, not on every
+# advance (at 10,000 candidates that was most of a trial's cost). Only a speed-up:
+# a fresh process reads everything again.
+_ARCH_CACHE: dict[int, list[dict]] = {}
+_ARCH_CACHE_SEARCHES = 32
+
+
+def _archs_of(search_id: int, count: int) -> list[dict]:
+    cached = _ARCH_CACHE.pop(search_id, [])
+    if len(cached) < count:
+        cached.extend(Candidate.objects.filter(search_id=search_id, index__gte=len(cached))
+                      .order_by("index").values_list("arch", flat=True))
+    _ARCH_CACHE[search_id] = cached  # most recently used last
+    while len(_ARCH_CACHE) > _ARCH_CACHE_SEARCHES:
+        _ARCH_CACHE.pop(next(iter(_ARCH_CACHE)))
+    return cached[:count]
 
 
 def score_spec(search: Search):

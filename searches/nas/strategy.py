@@ -21,6 +21,12 @@ class Trial:
     state: str  # queued, running, finished, failed, pruned, cancelled
     score: float | None = None  # higher is better; None until finished
     metrics: dict = field(default_factory=dict)
+    # The space's hash of ``arch`` when the caller has it stored already (the controller
+    # does): saves re-hashing the whole history on every ask.
+    arch_hash: str | None = None
+
+    def hash_in(self, space) -> str:
+        return self.arch_hash or space.arch_hash(self.arch)
 
     @property
     def finished(self) -> bool:
@@ -77,5 +83,5 @@ class RandomSearch(Strategy):
         self.warm_start = list(warm_start or [])
 
     def ask(self, space, history, n, rng):
-        seen = {space.arch_hash(t.arch) for t in history}
+        seen = {t.hash_in(space) for t in history}
         return unseen_samples(space, seen, n, rng)

@@ -66,7 +66,7 @@ class HistoryStrategy(Strategy):
 
 def seen_hashes(space: SearchSpace, history: list[Trial]) -> set[str]:
     """Hashes of every candidate of the search, whatever its state."""
-    return {space.arch_hash(t.arch) for t in history}
+    return {t.hash_in(space) for t in history}
 
 
 # --- lazy enumeration ---------------------------------------------------
