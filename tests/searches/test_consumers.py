@@ -284,3 +284,28 @@ def test_an_idle_page_stays_connected_and_still_gets_events(alice, running_searc
         return event["val_accuracy"]
 
     assert run(scenario()) == 0.9
+
+
+def test_a_websocket_from_another_origin_is_refused(alice, running_search):
+    # Through the real ASGI stack: origin check, then the session cookie's user.
+    from django.conf import settings
+    from django.test import Client
+
+    from nasweb.asgi import application
+    search, _ = running_search
+    client = Client()
+    client.force_login(alice)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
+
+    async def scenario(origin):
+        comm = WebsocketCommunicator(application, f"/ws/searches/{search.id}/",
+                                     headers=[(b"origin", origin), (b"host", b"localhost"), (b"cookie", cookie)])
+        connected, _ = await comm.connect()
+        if connected:
+            await comm.disconnect()
+        else:
+            await comm.wait()
+        return connected
+
+    assert run(scenario(b"http://localhost")) is True  # the same cookie from the site itself works
+    assert run(scenario(b"http://evil.example.com")) is False

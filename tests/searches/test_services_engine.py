@@ -126,3 +126,23 @@ def test_queue_repair_resends_old_queued_work_and_nudges_active_searches(alice):
     assert repaired["resent"] == [old_id] and repaired["advanced"] == [search.id]
     assert Candidate.objects.get(id=old_id).enqueued_at > before
     assert services.queue_repair(timeout_seconds=60)["resent"] == []  # not again until it is old again
+
+
+def test_an_architecture_outside_the_space_is_refused_before_any_training(alice, monkeypatch):
+    from searches.nas import registry
+    from searches.nas.strategy import Strategy
+
+    class Rogue(Strategy):
+        name = "rogue"
+
+        def ask(self, space, history, n, rng):
+            return [{"blocks": 99, "not-a-decision": True}]
+
+    monkeypatch.setitem(registry.STRATEGIES, "rogue", Rogue)
+    search = create(alice, strategy="rogue")
+
+    assert services.search_advance(search.id) == []
+
+    search.refresh_from_db()
+    assert search.state == Search.State.FAILED and "could not propose" in search.error
+    assert not Candidate.objects.filter(search=search).exists()
