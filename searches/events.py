@@ -94,6 +94,8 @@ def candidate_data(c) -> dict:
         "started_at": c.started_at.isoformat() if c.started_at else None,
         "finished_at": c.finished_at.isoformat() if c.finished_at else None,
         "has_checkpoint": bool(c.checkpoint_path),
+        # Only a DARTS job reads its (deferred) extra: the derived cell may be all skips.
+        **({"skip_collapse": bool(c.extra.get("skip_collapse"))} if c.kind == "darts" else {}),
     }
 
 

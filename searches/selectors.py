@@ -636,3 +636,10 @@ def disk_datasets():
     from .datasets_catalog import available_datasets
 
     return [(info, *info.availability()) for info in available_datasets() if info.kind in ("text", "folder")]
+
+
+def darts_job(search: Search) -> Candidate | None:
+    """The DARTS job of a DARTS search (its first candidate), for the edge-weights panel."""
+    if search.strategy != "darts":
+        return None
+    return search.candidates.filter(index=0, kind="darts").first()

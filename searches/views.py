@@ -93,8 +93,10 @@ def _space_info(search: Search) -> dict:
 def search_detail(request, search_id: int):
     search = selectors.search_get_for(request.user, search_id)
     space = selectors.space_of(search)
+    darts = selectors.darts_job(search)
     return render(request, "searches/search_detail.html", {
         "search": search, "best": selectors.best_candidate(search),
+        "darts": darts, "darts_weights": (darts.extra.get("edge_weights") or [{}])[-1] if darts else {},
         "sorts": SORT_LABELS, "states": Candidate.State.values,
         "uses_options": selectors.uses_options(space) if space else [],
         "page_config": {

@@ -355,6 +355,7 @@
     else if (event.type === "candidate") applyCandidate(event.candidate, event.reset);
     else if (event.type === "search") applySearch(event.search);
     else if (event.type === "pareto") applyFront(event.front);
+    else if (event.type === "alpha") applyEdgeWeights(event.weights);
     scheduleDraw();
   }
 
@@ -408,7 +409,20 @@
     boardUpdate(c, prev, false);
   }
 
+  // DARTS: the latest softmax weight of every op on every edge, as the job streams them.
+  function applyEdgeWeights(weights) {
+    var body = document.querySelector("#darts-weights tbody");
+    if (!body) return;
+    body.innerHTML = Object.keys(weights).map(function (edge) {
+      return '<tr data-edge="' + edge + '"><th>' + edge + "</th>" + Object.keys(weights[edge]).map(function (op) {
+        return '<td data-op="' + op + '">' + op + " " + weights[edge][op].toFixed(3) + "</td>";
+      }).join("") + "</tr>";
+    }).join("");
+  }
+
   function applyCandidate(data, reset) {
+    var collapse = document.getElementById("darts-collapse");
+    if (collapse && data.skip_collapse !== undefined) collapse.hidden = !data.skip_collapse;
     var prev = state.cands[data.id] ? Object.assign({}, state.cands[data.id]) : null;
     var isNew = !prev && data.state === "queued";
     if (reset) dropCurve(data.id);

@@ -321,3 +321,17 @@ def test_the_workers_page_shows_live_and_lost_workers_and_an_empty_state(client,
     client.force_login(bob)
     html = client.get(reverse("worker_list")).content.decode()
     assert "another user's search" in html and "of generated" not in html
+
+
+def test_a_darts_search_page_shows_edge_weights_and_flags_a_skip_collapse(client, alice):
+    search = services.search_create(owner=alice, name="darts", dataset="digits", space="cell", strategy="darts",
+                                    max_candidates=2, epochs=1, seed=1)
+    job = services.candidate_claim(services.search_advance(search.id)[0], worker="w", device="cpu")
+    weights = {"e1_0": {"none": 0.1, "skip": 0.8, "conv3x3": 0.1}}
+    services.candidate_note(job, key="edge_weights", value=[weights])
+    skip_only = {e: "skip" for e in ("e1_0", "e2_0", "e2_1", "e3_0", "e3_1", "e3_2")}
+    services.oneshot_finish(job, proposals=[skip_only], extra={"skip_collapse": True})
+    client.force_login(alice)
+    html = client.get(reverse("search_detail", args=[search.id])).content.decode()
+    assert 'id="darts-card"' in html and "skip 0.800" in html
+    assert "the known DARTS collapse" in html and 'id="darts-collapse" hidden' not in html
