@@ -107,7 +107,7 @@ def channel_host(url: str) -> dict:
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [channel_host(REDIS_URL)], "prefix": os.environ.get("CHANNEL_PREFIX", "nasweb")},
+        "CONFIG": {"hosts": [channel_host(REDIS_URL)], "capacity": 1000, "prefix": os.environ.get("CHANNEL_PREFIX", "nasweb")},
     },
 }
 

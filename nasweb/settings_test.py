@@ -9,7 +9,7 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [channel_host(REDIS_URL)], "prefix": os.environ.get("CHANNEL_PREFIX", "nasweb-test")},
+        "CONFIG": {"hosts": [channel_host(REDIS_URL)], "capacity": 1000, "prefix": os.environ.get("CHANNEL_PREFIX", "nasweb-test")},
     },
 }
 CELERY_BROKER_URL = REDIS_URL

@@ -58,8 +58,11 @@ class SearchConsumer(AsyncJsonWebsocketConsumer):
         self.group = group_name(self.search_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        await self.send_json(await self._snapshot({k: v[0] if len(v) == 1 else v for k, v in query.items()},
-                                                  query))
+        snapshot = await self._snapshot({k: v[0] if len(v) == 1 else v for k, v in query.items()}, query)
+        # Every epoch up to here is in the snapshot or, for curves the page does not draw,
+        # fetched when it needs them; the stream is gap-free from this number on.
+        self.sent_seq = (snapshot.get("search") or {}).get("last_seq", 0)
+        await self.send_json(snapshot)
 
     async def _snapshot(self, fields: dict, params) -> dict:
         after = _int(fields.get("after", 0))
@@ -87,7 +90,19 @@ class SearchConsumer(AsyncJsonWebsocketConsumer):
         event = message["event"]
         if self.only_candidate and not self._concerns_candidate(event):
             return
+        if event.get("type") == "epoch" and not self.only_candidate:
+            await self._fill_gap_before(event["seq"])
         await self.send_json(event)
+
+    async def _fill_gap_before(self, seq: int) -> None:
+        """The channel layer drops messages when a page falls behind (its capacity per
+        channel); the events carry consecutive sequence numbers, so a jump means some were
+        lost: send those from Postgres first, in order, and the page never sees the gap."""
+        sent = getattr(self, "sent_seq", 0)
+        if seq > sent + 1:
+            for missed in await database_sync_to_async(selectors.epochs_between)(self.search_id, sent, seq):
+                await self.send_json(missed)
+        self.sent_seq = max(sent, seq)
 
     def _concerns_candidate(self, event: dict) -> bool:
         kind = event.get("type")

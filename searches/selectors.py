@@ -59,6 +59,12 @@ def epochs_after(search_id: int, after_seq: int) -> list[dict]:
     return [events.epoch_event(m) for m in rows]
 
 
+def epochs_between(search_id: int, after_seq: int, before_seq: int) -> list[dict]:
+    """The epoch events with ``after_seq < seq < before_seq``: what a gap in the stream lost."""
+    rows = EpochMetric.objects.filter(search_id=search_id, seq__gt=after_seq, seq__lt=before_seq).order_by("seq")
+    return [events.epoch_event(m) for m in rows]
+
+
 def search_snapshot(search_id: int, after_seq: int = 0, *, have=None, selected=(), query=None,
                     top_n: int | None = None) -> dict:
     """What a page needs to draw a search of any size from Postgres alone, bounded however

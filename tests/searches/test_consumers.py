@@ -309,3 +309,31 @@ def test_a_websocket_from_another_origin_is_refused(alice, running_search):
 
     assert run(scenario(b"http://localhost")) is True  # the same cookie from the site itself works
     assert run(scenario(b"http://evil.example.com")) is False
+
+
+def test_an_event_the_channel_layer_dropped_is_sent_from_postgres_before_the_next(alice, running_search, monkeypatch):
+    from searches import events
+    search, (c1, _) = running_search
+    real_send = events._send
+
+    def lossy_send(search_id, event):  # fault injection: the layer loses seq 2 on its way
+        if event.get("seq") != 2:
+            real_send(search_id, event)
+
+    monkeypatch.setattr(events, "_send", lossy_send)
+
+    async def scenario():
+        comm = communicator(alice, search.id)
+        await comm.connect()
+        await comm.receive_json_from(timeout=5)
+        for epoch in (1, 2, 3):
+            await database_sync_to_async(record)(c1, epoch)
+        seqs = []
+        while len(seqs) < 3:
+            event = await comm.receive_json_from(timeout=5)
+            if event["type"] == "epoch":
+                seqs.append(event["seq"])
+        await comm.disconnect()
+        return seqs
+
+    assert run(scenario()) == [1, 2, 3]
