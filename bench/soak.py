@@ -91,12 +91,20 @@ async def run(port, search_id, cookie, clients, go, stop_at, seconds, expected_t
     go.set()
     await asyncio.sleep(seconds)
     total = await expected_total()
-    deadline = time.monotonic() + 10  # grace for the tail of the stream
-    while time.monotonic() < deadline and any(len(set(log)) < total for log in logs):
-        await asyncio.sleep(0.1)
+    # The server may be behind when the writers stop: wait while it still delivers
+    # (progress within the last 10 s, 180 s at most) and report how long it took.
+    stopped = time.monotonic()
+    last_progress, last_count = stopped, -1
+    while any(len(set(log)) < total for log in logs) and time.monotonic() - last_progress < 10 \
+            and time.monotonic() - stopped < 180:
+        count = sum(len(log) for log in logs)
+        if count != last_count:
+            last_progress, last_count = time.monotonic(), count
+        await asyncio.sleep(0.2)
+    drain = time.monotonic() - stopped
     done.set()
     await asyncio.gather(*tasks, return_exceptions=True)
-    return logs, stats["reconnects"]
+    return logs, stats["reconnects"], drain
 
 
 def main():
@@ -139,7 +147,7 @@ def main():
                 counts = [await loop.run_in_executor(None, lambda: out.get(timeout=120)) for _ in procs]
                 return sum(counts)
 
-            logs, reconnects = asyncio.run(run(port, search.id, cookie, args.clients, go, stop_at, seconds,
+            logs, reconnects, drain = asyncio.run(run(port, search.id, cookie, args.clients, go, stop_at, seconds,
                                                expected_total))
             rss_end = rss_mb(daphne.pid)
         finally:
@@ -168,12 +176,14 @@ def main():
         "received_per_client_min": min(received), "received_per_client_mean": sum(received) / len(received),
         "missing_total": sum(missing), "out_of_order_total": sum(first_late), "reconnects": reconnects,
         "daphne_rss_mb_start": rss_start, "daphne_rss_mb_end": rss_end,
+        "drain_seconds_after_writers_stopped": drain,
     }
     rows = [["epochs written", written], ["epochs/s written", result["epochs_per_second"]],
             ["events received per client (min / mean)", f"{min(received)} / {result['received_per_client_mean']:.1f}"],
             ["missing sequence numbers (all clients)", sum(missing)],
             ["out-of-order sequence numbers (all clients)", sum(first_late)],
             ["client reconnects", reconnects],
+            ["seconds the server needed after the writers stopped", f"{drain:.1f}"],
             ["Daphne RSS MB at start / end", f"{rss_start:.0f} / {rss_end:.0f}"]]
     notes = [f"{args.writers} writer processes for {seconds:.0f} s, {args.clients} websocket clients on one search; "
              "missing and out-of-order must be 0"]

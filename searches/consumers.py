@@ -1,6 +1,7 @@
 """The websocket of one search: a bounded snapshot from Postgres, then live events."""
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -11,6 +12,7 @@ from .events import group_name
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
+RECONCILE_SECONDS = 2.0
 
 
 def _ids(value) -> list[int]:
@@ -62,7 +64,10 @@ class SearchConsumer(AsyncJsonWebsocketConsumer):
         # Every epoch up to here is in the snapshot or, for curves the page does not draw,
         # fetched when it needs them; the stream is gap-free from this number on.
         self.sent_seq = (snapshot.get("search") or {}).get("last_seq", 0)
+        self.send_lock = asyncio.Lock()
         await self.send_json(snapshot)
+        if not self.only_candidate:
+            self.reconcile_task = asyncio.create_task(self._reconcile())
 
     async def _snapshot(self, fields: dict, params) -> dict:
         after = _int(fields.get("after", 0))
@@ -82,7 +87,25 @@ class SearchConsumer(AsyncJsonWebsocketConsumer):
         view = content.get("leaderboard") if isinstance(content.get("leaderboard"), dict) else {}
         await self.send_json(await self._snapshot(content, view))
 
+    async def _reconcile(self):
+        """Every few seconds, compare with Postgres and send what the stream has not.
+
+        The channel layer drops messages for a page that falls far behind (capacity,
+        expiry after 60 s), and the last ones lost show no gap until another arrives;
+        Postgres is the truth, so the consumer checks against it and the page ends
+        with every epoch however the layer fared.
+        """
+        while True:
+            await asyncio.sleep(RECONCILE_SECONDS)
+            last = await database_sync_to_async(selectors.search_last_seq)(self.search_id)
+            if last is not None and last > self.sent_seq:
+                async with self.send_lock:
+                    await self._fill_gap_before(last + 1)
+
     async def disconnect(self, code):
+        task = getattr(self, "reconcile_task", None)
+        if task is not None:
+            task.cancel()
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
@@ -90,19 +113,24 @@ class SearchConsumer(AsyncJsonWebsocketConsumer):
         event = message["event"]
         if self.only_candidate and not self._concerns_candidate(event):
             return
-        if event.get("type") == "epoch" and not self.only_candidate:
+        if event.get("type") != "epoch" or self.only_candidate:
+            await self.send_json(event)
+            return
+        async with self.send_lock:  # the reconciler sends too; one at a time keeps the order
+            if event["seq"] <= self.sent_seq:
+                return  # already sent, from Postgres, while this message waited in the layer
             await self._fill_gap_before(event["seq"])
-        await self.send_json(event)
+            await self.send_json(event)
+            self.sent_seq = event["seq"]
 
     async def _fill_gap_before(self, seq: int) -> None:
-        """The channel layer drops messages when a page falls behind (its capacity per
-        channel); the events carry consecutive sequence numbers, so a jump means some were
-        lost: send those from Postgres first, in order, and the page never sees the gap."""
-        sent = getattr(self, "sent_seq", 0)
-        if seq > sent + 1:
-            for missed in await database_sync_to_async(selectors.epochs_between)(self.search_id, sent, seq):
+        """Send, from Postgres and in order, every epoch after the last one sent and before
+        ``seq``. The channel layer drops messages when a page falls behind (capacity,
+        expiry); consecutive sequence numbers show the hole. Call with ``send_lock`` held."""
+        if seq > self.sent_seq + 1:
+            for missed in await database_sync_to_async(selectors.epochs_between)(self.search_id, self.sent_seq, seq):
                 await self.send_json(missed)
-        self.sent_seq = max(sent, seq)
+        self.sent_seq = max(self.sent_seq, seq - 1)
 
     def _concerns_candidate(self, event: dict) -> bool:
         kind = event.get("type")

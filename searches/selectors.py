@@ -59,6 +59,10 @@ def epochs_after(search_id: int, after_seq: int) -> list[dict]:
     return [events.epoch_event(m) for m in rows]
 
 
+def search_last_seq(search_id: int) -> int | None:
+    return Search.objects.filter(pk=search_id).values_list("last_seq", flat=True).first()
+
+
 def epochs_between(search_id: int, after_seq: int, before_seq: int) -> list[dict]:
     """The epoch events with ``after_seq < seq < before_seq``: what a gap in the stream lost."""
     rows = EpochMetric.objects.filter(search_id=search_id, seq__gt=after_seq, seq__lt=before_seq).order_by("seq")
