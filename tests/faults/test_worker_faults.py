@@ -15,6 +15,7 @@ from processes import ROOT, process_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
+EPOCHS = 30  # enough that the kill lands mid-candidate however fast an epoch is
 FAST_REAPER = {"HEARTBEAT_SECONDS": "0.5", "HEARTBEAT_TIMEOUT_SECONDS": "4"}
 
 
@@ -45,18 +46,18 @@ def test_a_killed_training_worker_loses_no_epoch_and_the_search_finishes(alice, 
     start_celery_worker("control", "control", pool="threads", concurrency=2, beat=True, env=FAST_REAPER)
     victim = start_celery_worker("gpu", "victim", env=FAST_REAPER)
     search = services.search_create(owner=alice, name="kill", dataset="synthetic", space="chain",
-                                    strategy="random", max_candidates=3, epochs=4, parallel=1, seed=9)
+                                    strategy="random", max_candidates=3, epochs=EPOCHS, parallel=1, seed=9)
     # Kill it in the middle of the first candidate: after its first epoch committed, before the last.
     wait_until(lambda: EpochMetric.objects.filter(search=search).exists(), 120, "no epoch recorded")
     os.killpg(victim.proc.pid, signal.SIGKILL)
     victim.proc.wait()
     killed = Candidate.objects.get(search=search, index=0)
-    assert killed.state == Candidate.State.RUNNING and killed.epochs_done < 4
+    assert killed.state == Candidate.State.RUNNING and killed.epochs_done < EPOCHS
 
     start_celery_worker("gpu", "rescuer", env=FAST_REAPER)
     wait_until(lambda: Search.objects.get(id=search.id).state in Search.ENDED_STATES, 240, "search did not end")
 
-    assert_search_complete(search, budget=3, epochs=4)
+    assert_search_complete(search, budget=3, epochs=EPOCHS)
     assert Candidate.objects.get(id=killed.id).worker.startswith("rescuer@")
 
 
