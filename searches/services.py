@@ -130,11 +130,12 @@ def search_create(*, owner, name, dataset, space, strategy, max_candidates, epoc
 def search_history(search: Search) -> list[Trial]:
     """Every candidate so far, in index order, as the strategy sees it."""
     spec = score_spec(search)
-    rows = list(search.candidates.order_by("index").values_list(
+    cached = _ENDED_TRIALS.pop(search.id, [])  # the leading ended candidates, read before
+    rows = list(search.candidates.filter(index__gte=len(cached)).order_by("index").values_list(
         "index", "arch_hash", "state", "best_val_accuracy", "final_val_accuracy", "param_count", "flops",
         "latency_ms"))
-    archs = _archs_of(search.id, len(rows))
-    trials = []
+    archs = _archs_of(search.id, len(cached) + len(rows))[len(cached):]
+    history = list(cached)
     for (index, arch_hash, state, best, final, params, flops, latency), arch in zip(rows, archs):
         metrics = {"val_accuracy": best, "final_val_accuracy": final, "params": params, "flops": flops,
                    "latency_ms": latency}
@@ -144,16 +145,27 @@ def search_history(search: Search) -> list[Trial]:
                 score = pareto.score(metrics, spec)
             except (KeyError, TypeError, ValueError):
                 score = None  # a metric the objective needs was not measured
-        trials.append(Trial(arch=arch, state=state, score=score, metrics=metrics, arch_hash=arch_hash))
-    return trials
+        history.append(Trial(arch=arch, state=state, score=score, metrics=metrics, arch_hash=arch_hash))
+    ended = len(cached)
+    while ended < len(history) and history[ended].state in Candidate.ENDED_STATES:
+        ended += 1
+    _remember(_ENDED_TRIALS, search.id, history[:ended])
+    return history
 
 
-# search id -> its candidates' architectures by index. A candidate's architecture never
-# changes once written, so each is read and decoded once per process, not on every
-# advance (at 10,000 candidates that was most of a trial's cost). Only a speed-up:
-# a fresh process reads everything again.
-_ARCH_CACHE: dict[int, list[dict]] = {}
-_ARCH_CACHE_SEARCHES = 32
+# Per-process caches that keep a search's cost per trial from growing with its history.
+# Both hold only what never changes once written: a candidate's architecture, and an
+# ended candidate's trial (finished, failed, pruned and cancelled are final states).
+# Only a speed-up: a fresh process reads everything again.
+_ARCH_CACHE: dict[int, list[dict]] = {}  # search id -> architectures by index
+_ENDED_TRIALS: dict[int, list[Trial]] = {}  # search id -> trials of its leading ended candidates
+_CACHED_SEARCHES = 32
+
+
+def _remember(cache: dict, search_id: int, value) -> None:
+    cache[search_id] = value  # most recently used last
+    while len(cache) > _CACHED_SEARCHES:
+        cache.pop(next(iter(cache)))
 
 
 def _archs_of(search_id: int, count: int) -> list[dict]:
@@ -161,9 +173,7 @@ def _archs_of(search_id: int, count: int) -> list[dict]:
     if len(cached) < count:
         cached.extend(Candidate.objects.filter(search_id=search_id, index__gte=len(cached))
                       .order_by("index").values_list("arch", flat=True))
-    _ARCH_CACHE[search_id] = cached  # most recently used last
-    while len(_ARCH_CACHE) > _ARCH_CACHE_SEARCHES:
-        _ARCH_CACHE.pop(next(iter(_ARCH_CACHE)))
+    _remember(_ARCH_CACHE, search_id, cached)
     return cached[:count]
 
 
