@@ -319,7 +319,6 @@ def candidate_claim(candidate_id: int, *, worker: str, device: str) -> Candidate
         if not claimed:
             return None
         candidate = Candidate.objects.select_related("search").get(id=candidate_id)
-        candidate.param_count = None
         events.publish_on_commit(candidate.search_id, events.candidate_event(candidate))
     return candidate
 

@@ -8,6 +8,7 @@ weights per edge after every epoch.
 from __future__ import annotations
 
 import random
+import time
 
 import torch
 from django.conf import settings
@@ -33,11 +34,14 @@ def _batches(x, y, batch_size, gen):
 
 
 @torch.no_grad()
-def _accuracy(forward, x, y, batch_size=512):
-    correct = 0
+def _loss_and_accuracy(forward, x, y, batch_size=512):
+    loss, correct = 0.0, 0
     for start in range(0, len(x), batch_size):
-        correct += int((forward(x[start:start + batch_size]).argmax(dim=1) == y[start:start + batch_size]).sum())
-    return correct / max(len(x), 1)
+        logits = forward(x[start:start + batch_size])
+        target = y[start:start + batch_size]
+        loss += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
+        correct += int((logits.argmax(dim=1) == target).sum())
+    return loss / max(len(x), 1), correct / max(len(x), 1)
 
 
 def run_job(candidate, device, beat) -> str:
@@ -70,21 +74,22 @@ def _run_darts(net, data, recipe, search, candidate, gen, beat):
     w_opt, a_opt = darts_optimizers(net)
     history = []
     for epoch in range(1, search.epochs + 1):
+        started = time.perf_counter()
         losses = []
         for train_batch, val_batch in zip(_batches(x_w, y_w, recipe["batch_size"], gen),
                                           _batches(x_a, y_a, recipe["batch_size"], gen)):
             losses.append(darts_step(net, w_opt, a_opt, train_batch, val_batch))
+        seconds = time.perf_counter() - started
         net.eval()
-        val_acc = _accuracy(net, data.x_val, data.y_val)
-        train_acc = _accuracy(net, x_w, y_w)
+        val_loss, val_acc = _loss_and_accuracy(net, data.x_val, data.y_val)
+        train_loss, train_acc = _loss_and_accuracy(net, x_w, y_w)
         weights = darts_edge_weights(net)
         history.append(weights)
         if beat is not None:
-            beat.epoch_done(len(data.x_train) / 1.0)
+            beat.epoch_done(len(data.x_train) / max(seconds, 1e-9))
         keep_going = with_db_retry(
-            services.epoch_record, candidate, epoch=epoch,
-            train_loss=sum(l["train_loss"] for l in losses) / max(len(losses), 1), train_accuracy=train_acc,
-            val_loss=sum(l["val_loss"] for l in losses) / max(len(losses), 1), val_accuracy=val_acc, seconds=0.0)
+            services.epoch_record, candidate, epoch=epoch, train_loss=train_loss, train_accuracy=train_acc,
+            val_loss=val_loss, val_accuracy=val_acc, seconds=seconds)
         if not keep_going:
             with_db_retry(services.candidate_stop, candidate, reason="Stopped: the search was cancelled.")
             return None, None
@@ -98,16 +103,19 @@ def _run_supernet(net, space, data, recipe, search, candidate, gen, beat):
     optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, weight_decay=3e-4)
     rng = random.Random(f"supernet:{search.seed}")
     for epoch in range(1, search.epochs + 1):
-        losses = [supernet_train_step(net, optimizer, batch, rng)["loss"]
-                  for batch in _batches(data.x_train, data.y_train, recipe["batch_size"], gen)]
+        started = time.perf_counter()
+        for batch in _batches(data.x_train, data.y_train, recipe["batch_size"], gen):
+            supernet_train_step(net, optimizer, batch, rng)
+        seconds = time.perf_counter() - started
+        # The supernet has no single accuracy: report one sampled path's, the same path on both splits.
         probe = space.sample(random.Random(f"probe:{search.seed}:{epoch}"))
         net.eval()
-        val_acc = _accuracy(lambda x: net(x, probe), data.x_val, data.y_val)
+        train_loss, train_acc = _loss_and_accuracy(lambda x: net(x, probe), data.x_train, data.y_train)
+        val_loss, val_acc = _loss_and_accuracy(lambda x: net(x, probe), data.x_val, data.y_val)
         if beat is not None:
-            beat.epoch_done(len(data.x_train) / 1.0)
-        mean_loss = sum(losses) / max(len(losses), 1)
-        if not with_db_retry(services.epoch_record, candidate, epoch=epoch, train_loss=mean_loss,
-                             train_accuracy=0.0, val_loss=mean_loss, val_accuracy=val_acc, seconds=0.0):
+            beat.epoch_done(len(data.x_train) / max(seconds, 1e-9))
+        if not with_db_retry(services.epoch_record, candidate, epoch=epoch, train_loss=train_loss,
+                             train_accuracy=train_acc, val_loss=val_loss, val_accuracy=val_acc, seconds=seconds):
             with_db_retry(services.candidate_stop, candidate, reason="Stopped: the search was cancelled.")
             return None, None
     # Rank a pool of distinct architectures with the shared weights; the best get retrained.

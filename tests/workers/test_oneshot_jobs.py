@@ -35,7 +35,9 @@ def test_a_one_shot_search_runs_its_job_then_retrains_its_proposals(alice, check
     assert search.state == Search.State.FINISHED, search.error
     job = Candidate.objects.get(search=search, index=0)
     assert job.kind == strategy and job.state == Candidate.State.FINISHED
-    assert EpochMetric.objects.filter(candidate=job).count() == 2  # streamed like any candidate
+    job_epochs = list(EpochMetric.objects.filter(candidate=job))
+    assert len(job_epochs) == 2  # streamed like any candidate
+    assert all(e.seconds > 0 and e.train_accuracy > 0 and e.val_loss > 0 for e in job_epochs)  # measured, not filler
     proposals = job.extra["proposals"]
     space = CellSpace(**SMALL_CELL)
     assert proposals and all(space.is_valid(a) for a in proposals)
