@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -13,6 +14,24 @@ from .events import group_name
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 RECONCILE_SECONDS = 2.0
+
+
+_last_seq_reads: dict[int, tuple[asyncio.AbstractEventLoop, float, asyncio.Future]] = {}
+
+
+async def _search_last_seq(search_id: int) -> int | None:
+    """The search's last sequence number, read at most once a second per process however
+    many pages watch the search (fifty pages would otherwise queue fifty reads on the
+    process's one database thread every few seconds)."""
+    loop = asyncio.get_running_loop()
+    now = loop.time()
+    cached = _last_seq_reads.get(search_id)
+    if cached is None or cached[0] is not loop or now - cached[1] > RECONCILE_SECONDS / 2:
+        for key in [k for k, (_, at, _) in _last_seq_reads.items() if now - at > 10 * RECONCILE_SECONDS]:
+            del _last_seq_reads[key]  # searches nobody watched lately
+        read = asyncio.ensure_future(database_sync_to_async(selectors.search_last_seq)(search_id))
+        cached = _last_seq_reads[search_id] = (loop, now, read)
+    return await asyncio.shield(cached[2])
 
 
 def _ids(value) -> list[int]:
@@ -93,14 +112,20 @@ class SearchConsumer(AsyncJsonWebsocketConsumer):
         The channel layer drops messages for a page that falls far behind (capacity,
         expiry after 60 s), and the last ones lost show no gap until another arrives;
         Postgres is the truth, so the consumer checks against it and the page ends
-        with every epoch however the layer fared.
+        with every epoch however the layer fared. Only what was committed before the
+        previous check counts as lost: a newer epoch may still be on its way through
+        the layer, and fetching it would hold the send lock (and the process's one
+        database thread) while its event waits behind.
         """
+        committed_before = None  # the search's last sequence number at the previous check
+        await asyncio.sleep(random.uniform(0, RECONCILE_SECONDS))  # pages opened together check apart
         while True:
-            await asyncio.sleep(RECONCILE_SECONDS)
-            last = await database_sync_to_async(selectors.search_last_seq)(self.search_id)
-            if last is not None and last > self.sent_seq:
+            last = await _search_last_seq(self.search_id)
+            if committed_before is not None and committed_before > self.sent_seq:
                 async with self.send_lock:
-                    await self._fill_gap_before(last + 1)
+                    await self._fill_gap_before(committed_before + 1)
+            committed_before = last
+            await asyncio.sleep(RECONCILE_SECONDS)
 
     async def disconnect(self, code):
         task = getattr(self, "reconcile_task", None)

@@ -360,3 +360,20 @@ def test_a_lost_last_event_still_reaches_the_page_from_postgres(alice, running_s
         return seqs
 
     assert run(scenario()) == [1, 2]
+
+
+def test_pages_watching_one_search_share_one_read_of_its_last_sequence_number(alice, running_search, monkeypatch):
+    from searches import consumers, selectors
+    search, (c1, _) = running_search
+    record(c1, 1)
+    reads = []
+    real = selectors.search_last_seq
+    monkeypatch.setattr(selectors, "search_last_seq", lambda sid: reads.append(sid) or real(sid))
+    monkeypatch.setattr(consumers, "_last_seq_reads", {})
+
+    async def fifty_pages_check_at_once():
+        import asyncio
+        return await asyncio.gather(*(consumers._search_last_seq(search.id) for _ in range(50)))
+
+    assert run(fifty_pages_check_at_once()) == [1] * 50
+    assert reads == [search.id]  # one query for all fifty, not fifty on the one database thread
