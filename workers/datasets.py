@@ -134,6 +134,26 @@ def load(name: str, seed: int, data_dir: str, resolution: int = 0) -> DataSplits
     return _resized(data, int(resolution))
 
 
+_last_moved: tuple | None = None  # (the loaded splits, device, their copy there)
+
+
+def on_device(data: DataSplits, device) -> DataSplits:
+    """``data`` on ``device``, copied once while a worker's candidates keep using the same set.
+
+    ``load`` hands back the same cached splits for every candidate of a search; copying a
+    large set to a GPU for each one costs about as much as a short epoch. Only the last set
+    is kept there, so a worker that moves on to another search frees the old copy.
+    """
+    global _last_moved
+    device = torch.device(device)
+    if _last_moved is not None and _last_moved[0] is data and _last_moved[1] == device:
+        return _last_moved[2]
+    _last_moved = None  # drop the old copy before making the new one
+    moved = data.to(device)
+    _last_moved = (data, device, moved)
+    return moved
+
+
 def _resized(data: DataSplits, side: int) -> DataSplits:
     def scale(x):
         return torch.nn.functional.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)

@@ -47,8 +47,8 @@ def _loss_and_accuracy(forward, x, y, batch_size=512):
 def run_job(candidate, device, beat) -> str:
     search = candidate.search
     recipe = recipe_for(search.train_settings)
-    data = datasets.load(search.dataset, search.seed, str(settings.DATA_DIR),
-                         resolution=recipe["resolution"]).to(device)
+    data = datasets.on_device(datasets.load(search.dataset, search.seed, str(settings.DATA_DIR),
+                                            resolution=recipe["resolution"]), device)
     n_train = max(2, int(len(data.x_train) * recipe["train_fraction"]))  # the data proxy applies here too
     data.x_train, data.y_train = data.x_train[:n_train], data.y_train[:n_train]
     space = CellSpace(**search.space_settings)

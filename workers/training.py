@@ -206,8 +206,8 @@ def _train_claimed(candidate, device, beat) -> str:
         return oneshot.run_job(candidate, device, beat)
     search = candidate.search
     recipe = recipe_for(search.train_settings)
-    data = datasets.load(search.dataset, search.seed, str(settings.DATA_DIR),
-                         resolution=recipe["resolution"]).to(device)
+    data = datasets.on_device(datasets.load(search.dataset, search.seed, str(settings.DATA_DIR),
+                                            resolution=recipe["resolution"]), device)
     # A text space is sized to the data's vocabulary; these settings go into the checkpoint.
     space, space_settings = datasets.space_for(search.space, search.space_settings, data)
     model = space.build(candidate.arch, data.input_shape, data.num_classes).to(device)

@@ -73,6 +73,17 @@ def test_splits_are_fixed_by_the_seed_and_disjoint():
     assert a.input_shape == (1, 8, 8) and a.num_classes == 10
 
 
+def test_a_set_is_moved_to_the_device_once_while_candidates_keep_using_it():
+    digits = datasets.load("digits", 5, "unused")
+    first = datasets.on_device(digits, "cpu")
+    assert datasets.on_device(datasets.load("digits", 5, "unused"), "cpu") is first  # the next candidate
+    assert torch.equal(first.x_train, digits.x_train) and first.class_names == digits.class_names
+
+    other = datasets.on_device(datasets.load("digits", 6, "unused"), "cpu")  # another search's set
+    assert other is not first
+    assert datasets.on_device(digits, "cpu") is not first  # only the last set stays on the device
+
+
 def test_synthetic_data_is_learnable_shaped_and_deterministic():
     a = datasets.load("synthetic", 1, "unused")
     b = datasets.load("synthetic", 1, "unused")
