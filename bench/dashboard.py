@@ -319,15 +319,16 @@ def measure_events(page, search_id: int, candidate_ids: list[int], start_seq: in
         sent = 0
         batch = max(1, rate // 50)  # send in 20 ms slices
         while sent < total:
-            jobs = []
+            # One send at a time, as the workers publish (under the search's epoch lock): events
+            # sent concurrently can reach the layer out of order, and the consumer treats an
+            # epoch older than the last one it sent as already sent.
             for _ in range(min(batch, total - sent)):
                 s = first_seq + sent
                 cid = candidate_ids[s % len(candidate_ids)]
-                jobs.append(layer.group_send(group_name(search_id), {"type": "search.event", "event": {
+                await layer.group_send(group_name(search_id), {"type": "search.event", "event": {
                     "type": "epoch", "seq": s, "candidate": cid, "epoch": 1 + s % 10, "train_loss": 0.5,
-                    "train_accuracy": 0.8, "val_loss": 0.6, "val_accuracy": 0.5 + (s % 400) / 1000, "seconds": 1.0}}))
+                    "train_accuracy": 0.8, "val_loss": 0.6, "val_accuracy": 0.5 + (s % 400) / 1000, "seconds": 1.0}})
                 sent += 1
-            await asyncio.gather(*jobs)
             ahead = sent / rate - (time.perf_counter() - t0)
             if ahead > 0:
                 await asyncio.sleep(ahead)
