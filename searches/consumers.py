@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from urllib.parse import parse_qs
 
@@ -10,6 +11,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from . import selectors
 from .events import group_name
+
+log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
@@ -120,11 +123,14 @@ class SearchConsumer(AsyncJsonWebsocketConsumer):
         committed_before = None  # the search's last sequence number at the previous check
         await asyncio.sleep(random.uniform(0, RECONCILE_SECONDS))  # pages opened together check apart
         while True:
-            last = await _search_last_seq(self.search_id)
-            if committed_before is not None and committed_before > self.sent_seq:
-                async with self.send_lock:
-                    await self._fill_gap_before(committed_before + 1)
-            committed_before = last
+            try:
+                last = await _search_last_seq(self.search_id)
+                if committed_before is not None and committed_before > self.sent_seq:
+                    async with self.send_lock:
+                        await self._fill_gap_before(committed_before + 1)
+                committed_before = last
+            except Exception:  # Postgres away for a moment: check again next time, keep the page
+                log.warning("could not reconcile search %s with Postgres", self.search_id, exc_info=True)
             await asyncio.sleep(RECONCILE_SECONDS)
 
     async def disconnect(self, code):

@@ -377,3 +377,39 @@ def test_pages_watching_one_search_share_one_read_of_its_last_sequence_number(al
 
     assert run(fifty_pages_check_at_once()) == [1] * 50
     assert reads == [search.id]  # one query for all fifty, not fifty on the one database thread
+
+
+def test_a_failed_read_of_postgres_does_not_stop_the_reconciliation(alice, running_search, monkeypatch):
+    from django.db import OperationalError
+
+    from searches import consumers, events, selectors
+    search, (c1, _) = running_search
+    real_send, real_read = events._send, selectors.search_last_seq
+    monkeypatch.setattr(events, "_send", lambda sid, event: None if event.get("seq") == 2 else real_send(sid, event))
+    reads = []
+
+    def read_failing_first(search_id):  # fault injection: Postgres away for the first check
+        reads.append(search_id)
+        if len(reads) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_read(search_id)
+
+    monkeypatch.setattr(selectors, "search_last_seq", read_failing_first)
+    monkeypatch.setattr(consumers, "_last_seq_reads", {})
+
+    async def scenario():
+        comm = communicator(alice, search.id)
+        await comm.connect()
+        await comm.receive_json_from(timeout=5)
+        for epoch in (1, 2):  # the second is lost on its way; only the reconciliation brings it
+            await database_sync_to_async(record)(c1, epoch)
+        seqs = []
+        while len(seqs) < 2:
+            event = await comm.receive_json_from(timeout=15)
+            if event["type"] == "epoch":
+                seqs.append(event["seq"])
+        await comm.disconnect()
+        return seqs
+
+    assert run(scenario()) == [1, 2]
+    assert len(reads) >= 3  # it failed once and went on checking
