@@ -299,8 +299,11 @@ def measure_fetches(page, base: str, search_id: int, repeats: int = 5) -> dict:
     return out
 
 
+EVENT_RATES = (100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 4000)
+
+
 def measure_events(page, search_id: int, candidate_ids: list[int], start_seq: int,
-                   rates=(100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 4000), burst_seconds: float = 2.0) -> dict:
+                   rates=EVENT_RATES, burst_seconds: float = 2.0) -> dict:
     """Send epoch events through the channel layer at rising rates; the page keeps up with a
     rate when it has handled every event of the burst within 1 s of the last one sent."""
     import asyncio
@@ -448,6 +451,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000])
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--event-rates", type=int, nargs="+", default=list(EVENT_RATES),
+                        help="events/s to try, rising, until the page falls behind")
     parser.add_argument("--loads", type=int, default=3, help="page loads per size (median)")
     parser.add_argument("--keep-db", action="store_true", help="leave the database it made behind")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -531,7 +536,7 @@ def main(argv=None) -> int:
                 row.update(measure_page(page, base, search.id, args.loads))
                 row["fetch_ms"] = measure_fetches(page, base, search.id)
                 ids = list(search.candidates.order_by("-best_val_accuracy")[:200].values_list("id", flat=True))
-                row["events"] = measure_events(page, search.id, ids, search.last_seq)
+                row["events"] = measure_events(page, search.id, ids, search.last_seq, rates=args.event_rates)
                 from searches import services
                 t0 = time.perf_counter()
                 services.search_delete(search)  # rows and (no) checkpoint files: how long a user waits

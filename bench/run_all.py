@@ -11,8 +11,8 @@ run apart from a demo or a test session. Each benchmark runs in its own
 process and measures its baseline in that same process.
 
 ``bench/dashboard.py`` (the dashboard issue's), when it exists, runs last in
-the same environment: ``--sizes 2000 --loads 1`` in a quick run, its defaults
-(10,000 and 50,000 candidates) in a full one.
+the same environment: ``--sizes 2000 --loads 1 --event-rates 100 300 1000`` in
+a quick run, its defaults (10,000 and 50,000 candidates) in a full one.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ BENCHMARKS = ["training_overhead", "data_pipeline", "push_latency", "orchestrati
 OPTIONAL = ["dashboard"]  # written with the dashboard issue; run when present
 # Arguments for (quick, full) runs; by default "--quick" and nothing (and "--quick" for any
 # benchmark that has it).
-ARGS = {"dashboard": (["--sizes", "2000", "--loads", "1"], [])}
+ARGS = {"dashboard": (["--sizes", "2000", "--loads", "1", "--event-rates", "100", "300", "1000"], [])}
 
 
 def main():
