@@ -53,8 +53,20 @@ def state_counts(search_id: int) -> dict:
     return counts
 
 
-def _publish_search(search: Search) -> None:
-    events.publish_on_commit(search.id, events.search_event(search, state_counts(search.id)))
+def _publish_search(search: Search, counts: dict | None = None) -> None:
+    events.publish_on_commit(search.id, events.search_event(
+        search, counts if counts is not None else state_counts(search.id)))
+
+
+def _counts_of(history: list[Trial], queued_now: int) -> dict:
+    """``state_counts`` from a history the caller read under the search's lock, plus the
+    candidates it just queued: the controller has them at hand, and the GROUP BY grew
+    with the search (5 ms a trial at 10,000 candidates)."""
+    counts = {state: 0 for state in Candidate.State.values}
+    for trial in history:
+        counts[trial.state] += 1
+    counts[Candidate.State.QUEUED] += queued_now
+    return counts
 
 
 # --- searches -------------------------------------------------------------
@@ -251,7 +263,7 @@ def _search_advance_locked(search_id: int) -> list[int]:
         for candidate in created:
             _enqueue_train(candidate.id)
             events.publish_on_commit(search.id, events.candidate_event(candidate))
-        _publish_search(search)
+        _publish_search(search, _counts_of(history, len(created)))
         return [c.id for c in created]
 
 

@@ -120,3 +120,20 @@ def test_recording_the_same_epoch_twice_keeps_one_row(alice):
     assert services.epoch_record(cand, epoch=1, **metrics)
     assert services.epoch_record(cand, epoch=1, **metrics)  # a retry whose first answer was lost
     assert EpochMetric.objects.filter(candidate=cand).count() == 1
+
+
+def test_the_controllers_search_event_counts_what_postgres_holds(alice, monkeypatch):
+    search = create(alice, max_candidates=6, parallel=3)
+    ids = services.search_advance(search.id)
+    finished = services.candidate_claim(ids[0], worker="w", device="cpu")
+    services.candidate_finish(finished, test_accuracy=0.5, test_macro_recall=0.5, test_macro_f1=0.5,
+                              confusion_matrix=[[1]], checkpoint_path="", checkpoint_size=0, checkpoint_sha256="")
+    services.candidate_claim(ids[1], worker="w", device="cpu")
+    published = []
+    monkeypatch.setattr(services.events, "publish_on_commit", lambda sid, event: published.append(event))
+
+    created = services.search_advance(search.id)  # counted from the history it read, not a GROUP BY
+
+    counts = [e["search"]["counts"] for e in published if e["type"] == "search"][-1]
+    assert counts == services.state_counts(search.id)
+    assert (counts["finished"], counts["running"], counts["queued"]) == (1, 1, 1 + len(created))
