@@ -15,7 +15,7 @@ The tokenizer's state rides along in ``DataSplits.tokenizer`` so the checkpoint 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -125,13 +125,21 @@ def _torchvision_tensors(cls, root: Path):
     return x, y, x_test, y_test, list(train.classes)
 
 
+_resized_sets: dict[tuple[int, int], tuple[DataSplits, DataSplits]] = {}  # (id, side) -> (set, resized)
+
+
 def load(name: str, seed: int, data_dir: str, resolution: int = 0) -> DataSplits:
     """The splits of data set ``name`` for a search with ``seed`` (CPU tensors), optionally
     scaled to ``resolution`` pixels a side (a proxy: cheaper candidates, same ranking)."""
     data = _load_any(name, seed, data_dir)
     if not resolution or data.is_text or resolution == data.input_shape[-1]:
         return data
-    return _resized(data, int(resolution))
+    key = (id(data), int(resolution))
+    if key not in _resized_sets:  # the same object for every candidate, as for the sets above
+        while len(_resized_sets) >= 4:
+            _resized_sets.pop(next(iter(_resized_sets)))
+        _resized_sets[key] = (data, _resized(data, int(resolution)))  # holding data keeps its id unique
+    return _resized_sets[key][1]
 
 
 _last_moved: tuple | None = None  # (the loaded splits, device, their copy there)
@@ -142,16 +150,17 @@ def on_device(data: DataSplits, device) -> DataSplits:
 
     ``load`` hands back the same cached splits for every candidate of a search; copying a
     large set to a GPU for each one costs about as much as a short epoch. Only the last set
-    is kept there, so a worker that moves on to another search frees the old copy.
+    is kept there, so a worker that moves on to another search frees the old copy (an
+    idle worker keeps its last one).
     """
     global _last_moved
     device = torch.device(device)
-    if _last_moved is not None and _last_moved[0] is data and _last_moved[1] == device:
-        return _last_moved[2]
-    _last_moved = None  # drop the old copy before making the new one
-    moved = data.to(device)
-    _last_moved = (data, device, moved)
-    return moved
+    if _last_moved is None or _last_moved[0] is not data or _last_moved[1] != device:
+        _last_moved = None  # drop the old copy before making the new one
+        _last_moved = (data, device, data.to(device))
+    # A wrapper of its own around the shared tensors: a caller that swaps a split (a proxy's
+    # subset) changes its own view, never what the next candidate gets.
+    return replace(_last_moved[2])
 
 
 def _resized(data: DataSplits, side: int) -> DataSplits:

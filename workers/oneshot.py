@@ -7,6 +7,7 @@ weights per edge after every epoch.
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 
@@ -50,7 +51,7 @@ def run_job(candidate, device, beat) -> str:
     data = datasets.on_device(datasets.load(search.dataset, search.seed, str(settings.DATA_DIR),
                                             resolution=recipe["resolution"]), device)
     n_train = max(2, int(len(data.x_train) * recipe["train_fraction"]))  # the data proxy applies here too
-    data.x_train, data.y_train = data.x_train[:n_train], data.y_train[:n_train]
+    data = dataclasses.replace(data, x_train=data.x_train[:n_train], y_train=data.y_train[:n_train])
     space = CellSpace(**search.space_settings)
     gen = torch.Generator().manual_seed(int(search.seed))
     if candidate.kind == "darts":

@@ -1,10 +1,11 @@
 """DARTS and weight-sharing searches run as jobs on the worker, then retrain what they propose."""
 import pytest
+from django.conf import settings
 
 from searches import services
 from searches.models import Candidate, EpochMetric, Search
 from searches.nas.cell import CellSpace
-from workers import training
+from workers import datasets, training
 
 pytestmark = pytest.mark.django_db
 
@@ -43,6 +44,9 @@ def test_a_one_shot_search_runs_its_job_then_retrains_its_proposals(alice, check
     assert proposals and all(space.is_valid(a) for a in proposals)
     retrained = list(Candidate.objects.filter(search=search, kind="train").order_by("index"))
     assert retrained and [c.arch for c in retrained] == proposals[:len(retrained)]
+    # The job trained on a 30% subset; the worker's kept copy of the set stays whole.
+    full = datasets.load("digits", search.seed, str(settings.DATA_DIR))  # what the worker loaded
+    assert len(datasets.on_device(full, "cpu").x_train) == len(full.x_train)
     assert all(c.state == Candidate.State.FINISHED and c.checkpoint_path for c in retrained)
     if strategy == "darts":
         history = job.extra["edge_weights"]

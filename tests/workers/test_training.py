@@ -74,14 +74,28 @@ def test_splits_are_fixed_by_the_seed_and_disjoint():
 
 
 def test_a_set_is_moved_to_the_device_once_while_candidates_keep_using_it():
+    # "meta" makes new tensors on every .to(), as a GPU would (on the CPU .to() is a no-op).
     digits = datasets.load("digits", 5, "unused")
-    first = datasets.on_device(digits, "cpu")
-    assert datasets.on_device(datasets.load("digits", 5, "unused"), "cpu") is first  # the next candidate
-    assert torch.equal(first.x_train, digits.x_train) and first.class_names == digits.class_names
+    first = datasets.on_device(digits, "meta")
+    again = datasets.on_device(datasets.load("digits", 5, "unused"), "meta")  # the next candidate
+    assert again.x_train is first.x_train and again.y_test is first.y_test
+    assert first.x_train.device.type == "meta" and first.x_train.shape == digits.x_train.shape
 
-    other = datasets.on_device(datasets.load("digits", 6, "unused"), "cpu")  # another search's set
-    assert other is not first
-    assert datasets.on_device(digits, "cpu") is not first  # only the last set stays on the device
+    datasets.on_device(datasets.load("digits", 6, "unused"), "meta")  # another search's set
+    assert datasets.on_device(digits, "meta").x_train is not first.x_train  # only the last stays there
+
+
+def test_a_caller_that_cuts_its_splits_leaves_the_kept_copy_whole():
+    digits = datasets.load("digits", 5, "unused")
+    mine = datasets.on_device(digits, "meta")
+    mine.x_train = mine.x_train[:10]  # e.g. a proxy's subset
+    assert len(datasets.on_device(digits, "meta").x_train) == len(digits.x_train)
+
+
+def test_a_resized_set_is_the_same_object_for_every_candidate():
+    a = datasets.load("digits", 5, "unused", resolution=16)
+    assert datasets.load("digits", 5, "unused", resolution=16) is a and a.input_shape == (1, 16, 16)
+    assert datasets.on_device(a, "meta").x_train is datasets.on_device(a, "meta").x_train
 
 
 def test_synthetic_data_is_learnable_shaped_and_deterministic():
