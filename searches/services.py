@@ -59,9 +59,11 @@ def _publish_search(search: Search, counts: dict | None = None) -> None:
 
 
 def _counts_of(history: list[Trial], queued_now: int) -> dict:
-    """``state_counts`` from a history the caller read under the search's lock, plus the
-    candidates it just queued: the controller has them at hand, and the GROUP BY grew
-    with the search (5 ms a trial at 10,000 candidates)."""
+    """``state_counts`` from the history the controller read, plus the candidates it just
+    queued: it has them at hand, and the GROUP BY grew with the search (5 ms a trial at
+    10,000 candidates). Claims and ends don't take the search's lock, so, like the GROUP
+    BY before, this can trail one of them by a moment; the next search event (every end
+    advances the search) carries the counts again."""
     counts = {state: 0 for state in Candidate.State.values}
     for trial in history:
         counts[trial.state] += 1
