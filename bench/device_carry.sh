@@ -13,7 +13,7 @@
 #              binaries link to except glibc's (ldd, below), plus tzdata (Postgres reads
 #              /usr/share/zoneinfo; a bare image may have none).
 #
-# .gpu/ is kept out of git by .git/info/exclude; the device tool takes it with carry=[".gpu"].
+# .gpu/ is kept out of git by .gitignore; the device tool takes it with carry=[".gpu"].
 # Total size: about 55 MB (the device tool carries at most 64 MiB with the working tree).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

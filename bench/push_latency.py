@@ -350,6 +350,7 @@ def scenario(port, owner, cookie, n_writers, n_clients, events_total, interval, 
     # The clients stand for browsers. This process also holds Django and torch from the set-up,
     # and its garbage collector, run while fifty clients parse frames, paused all of them for
     # up to 300 ms, which read as a server stall: no collection here while they measure.
+    gc.collect()
     gc.freeze()
     gc.disable()
     try:

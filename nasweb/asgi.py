@@ -24,4 +24,5 @@ application = ProtocolTypeRouter({
 # a full garbage collection over them stalls every open websocket for ~65 ms. Load the
 # views now and freeze what exists, so later collections scan only what came after.
 get_resolver().url_patterns  # noqa: B018  (imports every view)
+gc.collect()  # what start-up left as garbage goes now, not frozen for good
 gc.freeze()
