@@ -339,6 +339,10 @@ def scenario(port, owner, cookie, n_writers, n_clients, events_total, interval, 
     ctx = mp.get_context("fork")
     ready, out, go, start_at = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Value("d", 0.0)
     connections.close_all()  # each forked writer opens its own connection
+    # The writers are forks of this process, which holds Django and torch from the set-up;
+    # frozen first, those objects are left out of their collections (and not copied by them).
+    gc.collect()
+    gc.freeze()
     writers = [ctx.Process(target=writer, args=(cid, per_writer, interval, i * interval / n_writers,
                                                 ready, go, start_at, out), daemon=True)
                for i, cid in enumerate(ids)]
@@ -347,11 +351,8 @@ def scenario(port, owner, cookie, n_writers, n_clients, events_total, interval, 
     for _ in writers:
         ready.get(timeout=120)
     daphne_cpu, own_cpu = cpu_seconds(daphne_pid), sum(os.times()[:2])
-    # The clients stand for browsers. This process also holds Django and torch from the set-up,
-    # and its garbage collector, run while fifty clients parse frames, paused all of them for
-    # up to 300 ms, which read as a server stall: no collection here while they measure.
-    gc.collect()
-    gc.freeze()
+    # The clients stand for browsers, each in its own process; here fifty share one, and its
+    # collections would add their pauses to every client's latency: none while they measure.
     gc.disable()
     try:
         with Timer() as t:
