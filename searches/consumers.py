@@ -19,30 +19,40 @@ CLOSE_NOT_FOUND = 4404
 RECONCILE_SECONDS = 2.0
 
 
-_last_seq_reads: dict[int, tuple[asyncio.AbstractEventLoop, float, asyncio.Future]] = {}
+class SharedReads:
+    """Reads of Postgres that every page of a search in this process needs at the same
+    moment, made once and shared: fifty pages otherwise queue fifty identical reads on
+    the process's one database thread, and each page waits for all of them (a message the
+    channel layer lost made every page fetch the same gap: ~200 ms for all fifty).
 
+    A result is shared for ``fresh_for`` seconds after its read began; a read still
+    running is shared however old, so a backed-up database thread gets no second one.
+    """
 
-async def _search_last_seq(search_id: int) -> int | None:
-    """The search's last sequence number, read at most once a second per process however
-    many pages watch the search (fifty pages would otherwise queue fifty reads on the
-    process's one database thread every few seconds)."""
-    loop = asyncio.get_running_loop()
-    now = loop.time()
-    cached = _last_seq_reads.get(search_id)
-    # A read still running is shared however old: a backed-up database thread gets no second one.
-    if cached is None or cached[0] is not loop or (cached[2].done() and now - cached[1] > RECONCILE_SECONDS / 2):
-        for key in [k for k, (_, at, read) in _last_seq_reads.items()
-                    if read.done() and now - at > 10 * RECONCILE_SECONDS]:
-            del _last_seq_reads[key]  # searches nobody watched lately
-        read = asyncio.ensure_future(database_sync_to_async(selectors.search_last_seq)(search_id))
-        read.add_done_callback(_retrieve_error)  # every waiter may be gone when it fails
-        cached = _last_seq_reads[search_id] = (loop, now, read)
-    return await asyncio.shield(cached[2])
+    def __init__(self, fresh_for: float):
+        self.fresh_for = fresh_for
+        self.reads: dict[tuple, tuple[asyncio.AbstractEventLoop, float, asyncio.Future]] = {}
+
+    async def get(self, read, *args):
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        key = (read.__name__, *args)
+        cached = self.reads.get(key)
+        if cached is None or cached[0] is not loop or (cached[2].done() and now - cached[1] > self.fresh_for):
+            for old in [k for k, (_, at, f) in self.reads.items() if f.done() and now - at > self.fresh_for]:
+                del self.reads[old]
+            future = asyncio.ensure_future(database_sync_to_async(read)(*args))
+            future.add_done_callback(_retrieve_error)  # every waiter may be gone when it fails
+            cached = self.reads[key] = (loop, now, future)
+        return await asyncio.shield(cached[2])
 
 
 def _retrieve_error(read: asyncio.Future) -> None:
     if not read.cancelled():
         read.exception()  # marks it retrieved; the waiters log it
+
+
+shared_reads = SharedReads(fresh_for=RECONCILE_SECONDS / 2)
 
 
 def _ids(value) -> list[int]:
@@ -133,7 +143,7 @@ class SearchConsumer(AsyncJsonWebsocketConsumer):
         await asyncio.sleep(random.uniform(0, RECONCILE_SECONDS))  # pages opened together check apart
         while True:
             try:
-                last = await _search_last_seq(self.search_id)
+                last = await shared_reads.get(selectors.search_last_seq, self.search_id)
                 if committed_before is not None and committed_before > self.sent_seq:
                     async with self.send_lock:
                         await self._fill_gap_before(committed_before + 1)
@@ -168,7 +178,7 @@ class SearchConsumer(AsyncJsonWebsocketConsumer):
         ``seq``. The channel layer drops messages when a page falls behind (capacity,
         expiry); consecutive sequence numbers show the hole. Call with ``send_lock`` held."""
         if seq > self.sent_seq + 1:
-            for missed in await database_sync_to_async(selectors.epochs_between)(self.search_id, self.sent_seq, seq):
+            for missed in await shared_reads.get(selectors.epochs_between, self.search_id, self.sent_seq, seq):
                 await self.send_json(missed)
         self.sent_seq = max(self.sent_seq, seq - 1)
 

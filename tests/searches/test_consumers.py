@@ -369,11 +369,12 @@ def test_pages_watching_one_search_share_one_read_of_its_last_sequence_number(al
     reads = []
     real = selectors.search_last_seq
     monkeypatch.setattr(selectors, "search_last_seq", lambda sid: reads.append(sid) or real(sid))
-    monkeypatch.setattr(consumers, "_last_seq_reads", {})
+    monkeypatch.setattr(consumers, "shared_reads", consumers.SharedReads(fresh_for=1.0))
 
     async def fifty_pages_check_at_once():
         import asyncio
-        return await asyncio.gather(*(consumers._search_last_seq(search.id) for _ in range(50)))
+        return await asyncio.gather(*(consumers.shared_reads.get(selectors.search_last_seq, search.id)
+                                      for _ in range(50)))
 
     assert run(fifty_pages_check_at_once()) == [1] * 50
     assert reads == [search.id]  # one query for all fifty, not fifty on the one database thread
@@ -395,7 +396,7 @@ def test_a_failed_read_of_postgres_does_not_stop_the_reconciliation(alice, runni
         return real_read(search_id)
 
     monkeypatch.setattr(selectors, "search_last_seq", read_failing_first)
-    monkeypatch.setattr(consumers, "_last_seq_reads", {})
+    monkeypatch.setattr(consumers, "shared_reads", consumers.SharedReads(fresh_for=1.0))
 
     async def scenario():
         comm = communicator(alice, search.id)
@@ -413,3 +414,37 @@ def test_a_failed_read_of_postgres_does_not_stop_the_reconciliation(alice, runni
 
     assert run(scenario()) == [1, 2]
     assert len(reads) >= 3  # it failed once and went on checking
+
+
+def test_pages_that_miss_the_same_event_fetch_it_with_one_read(alice, running_search, monkeypatch):
+    import asyncio
+
+    from searches import consumers, events, selectors
+    search, (c1, _) = running_search
+    real_send, real_between = events._send, selectors.epochs_between
+    monkeypatch.setattr(events, "_send", lambda sid, event: None if event.get("seq") == 2 else real_send(sid, event))
+    reads = []
+    monkeypatch.setattr(selectors, "epochs_between", lambda *args: reads.append(args) or real_between(*args))
+    monkeypatch.setattr(consumers, "shared_reads", consumers.SharedReads(fresh_for=1.0))
+
+    async def twenty_pages():
+        pages = [communicator(alice, search.id) for _ in range(20)]
+        for page in pages:
+            await page.connect()
+            await page.receive_json_from(timeout=5)
+        for epoch in (1, 2, 3):  # the layer loses the second: every page sees the gap at once
+            await database_sync_to_async(record)(c1, epoch)
+
+        async def seqs_of(page):
+            seqs = []
+            while len(seqs) < 3:
+                event = await page.receive_json_from(timeout=5)
+                if event["type"] == "epoch":
+                    seqs.append(event["seq"])
+            await page.disconnect()
+            return seqs
+
+        return await asyncio.gather(*(seqs_of(page) for page in pages))
+
+    assert run(twenty_pages()) == [[1, 2, 3]] * 20
+    assert reads == [(search.id, 1, 3)]  # one read of the gap for all twenty pages
