@@ -36,7 +36,7 @@ class SharedReads:
     async def get(self, read, *args):
         loop = asyncio.get_running_loop()
         now = loop.time()
-        key = (read.__name__, *args)
+        key = (read, *args)
         cached = self.reads.get(key)
         if cached is None or cached[0] is not loop or (cached[2].done() and now - cached[1] > self.fresh_for):
             for old in [k for k, (_, at, f) in self.reads.items() if f.done() and now - at > self.fresh_for]:

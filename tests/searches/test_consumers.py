@@ -39,6 +39,16 @@ def run(coro):
     return asyncio.run(coro)
 
 
+async def epoch_seqs(comm, count: int, timeout: float = 5) -> list[int]:
+    """The sequence numbers of the next ``count`` epoch events on ``comm``, in arrival order."""
+    seqs = []
+    while len(seqs) < count:
+        event = await comm.receive_json_from(timeout=timeout)
+        if event["type"] == "epoch":
+            seqs.append(event["seq"])
+    return seqs
+
+
 def test_snapshot_then_live_events_in_order(alice, running_search):
     search, (c1, c2) = running_search
     record(c1, 1)
@@ -328,11 +338,7 @@ def test_an_event_the_channel_layer_dropped_is_sent_from_postgres_before_the_nex
         await comm.receive_json_from(timeout=5)
         for epoch in (1, 2, 3):
             await database_sync_to_async(record)(c1, epoch)
-        seqs = []
-        while len(seqs) < 3:
-            event = await comm.receive_json_from(timeout=5)
-            if event["type"] == "epoch":
-                seqs.append(event["seq"])
+        seqs = await epoch_seqs(comm, 3)
         await comm.disconnect()
         return seqs
 
@@ -351,11 +357,7 @@ def test_a_lost_last_event_still_reaches_the_page_from_postgres(alice, running_s
         await comm.receive_json_from(timeout=5)
         for epoch in (1, 2):  # nothing follows the lost one: no gap to notice in the stream
             await database_sync_to_async(record)(c1, epoch)
-        seqs = []
-        while len(seqs) < 2:
-            event = await comm.receive_json_from(timeout=10)
-            if event["type"] == "epoch":
-                seqs.append(event["seq"])
+        seqs = await epoch_seqs(comm, 2, timeout=10)
         await comm.disconnect()
         return seqs
 
@@ -404,11 +406,7 @@ def test_a_failed_read_of_postgres_does_not_stop_the_reconciliation(alice, runni
         await comm.receive_json_from(timeout=5)
         for epoch in (1, 2):  # the second is lost on its way; only the reconciliation brings it
             await database_sync_to_async(record)(c1, epoch)
-        seqs = []
-        while len(seqs) < 2:
-            event = await comm.receive_json_from(timeout=15)
-            if event["type"] == "epoch":
-                seqs.append(event["seq"])
+        seqs = await epoch_seqs(comm, 2, timeout=15)
         await comm.disconnect()
         return seqs
 
@@ -436,11 +434,7 @@ def test_pages_that_miss_the_same_event_fetch_it_with_one_read(alice, running_se
             await database_sync_to_async(record)(c1, epoch)
 
         async def seqs_of(page):
-            seqs = []
-            while len(seqs) < 3:
-                event = await page.receive_json_from(timeout=5)
-                if event["type"] == "epoch":
-                    seqs.append(event["seq"])
+            seqs = await epoch_seqs(page, 3)
             await page.disconnect()
             return seqs
 
