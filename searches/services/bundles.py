@@ -1,0 +1,123 @@
+"""Model bundles of finished candidates: request, claim, progress, ready, fail."""
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from nasweb.celery import app as celery_app
+
+from ..models import Bundle, Candidate
+
+
+# --- deliverables: model bundles, search clones and API tokens ------------------
+
+BUNDLE_TASK = "workers.tasks.build_bundle"
+# A bundle build that has not reported for this long is presumed lost (its worker died,
+# or its message was): a new request starts it again.
+BUNDLE_STALE_SECONDS = 15 * 60
+
+
+_BUNDLE_RESULT_FIELDS = ("path", "size", "sha256", "standalone_ok", "standalone_error", "onnx_ok",
+                         "onnx_error", "onnx_max_diff", "float_size", "float_accuracy", "int8_size",
+                         "int8_accuracy", "int8_error", "details")
+
+
+def _enqueue_bundle(bundle_id: int, attempt: int) -> None:
+    transaction.on_commit(lambda: celery_app.send_task(BUNDLE_TASK, args=[bundle_id, attempt], queue="control"))
+
+
+def _bundle_cleared() -> dict:
+    """Result fields reset for a new build. ``path`` keeps the previous file (never served
+    unless ready and current) so that ``bundle_ready`` can remove it once replaced."""
+    cleared = {name: None for name in _BUNDLE_RESULT_FIELDS if name != "path"}
+    cleared.update(sha256="", standalone_error="", onnx_error="", int8_error="", details={})
+    return cleared
+
+
+def bundle_request(candidate: Candidate, *, rebuild: bool = False):
+    """The model bundle of a finished candidate: the cached one while it is current and its
+    file is there, the build in progress, or a new build (queued once this commits).
+
+    ``rebuild`` builds again even a current, ready bundle (never a second build at once).
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        candidate = Candidate.objects.select_related("search").select_for_update(of=("self",)).get(pk=candidate.pk)
+        if candidate.state != Candidate.State.FINISHED or not candidate.checkpoint_path \
+                or not candidate.checkpoint_sha256:
+            raise ValidationError(f"Only a finished candidate with a checkpoint has a model bundle; "
+                                  f"candidate {candidate.index} is {candidate.state}.")
+        bundle, created = Bundle.objects.get_or_create(
+            candidate=candidate, defaults={"checkpoint_sha256": candidate.checkpoint_sha256,
+                                           "message": "Waiting for a worker"})
+        if not created:
+            current = bundle.checkpoint_sha256 == candidate.checkpoint_sha256
+            alive = bundle.updated_at >= now - timedelta(seconds=BUNDLE_STALE_SECONDS)
+            if current and bundle.state in Bundle.BUSY_STATES and alive:
+                return bundle
+            if current and bundle.state == Bundle.State.READY and not rebuild and Path(bundle.path).is_file():
+                return bundle
+            Bundle.objects.filter(pk=bundle.pk).update(
+                state=Bundle.State.QUEUED, attempt=F("attempt") + 1, progress=0,
+                message="Waiting for a worker", error="", worker="", checkpoint_sha256=candidate.checkpoint_sha256,
+                started_at=None, finished_at=None, updated_at=now, **_bundle_cleared())
+            bundle.refresh_from_db()
+        _enqueue_bundle(bundle.id, bundle.attempt)
+    return bundle
+
+
+def bundle_start(bundle_id: int, attempt: int, *, worker: str):
+    """Claim a queued build (or one presumed lost) for this worker; None if it is not this
+    attempt's to run: delivered twice, superseded by a newer request, or deleted."""
+
+
+    now = timezone.now()
+    claimable = Q(state=Bundle.State.QUEUED) | Q(
+        state=Bundle.State.RUNNING, updated_at__lt=now - timedelta(seconds=BUNDLE_STALE_SECONDS))
+    claimed = Bundle.objects.filter(claimable, pk=bundle_id, attempt=attempt).update(
+        state=Bundle.State.RUNNING, worker=worker[:200], started_at=now, updated_at=now, progress=1,
+        message=f"Started on {worker}"[:300])
+    if not claimed:
+        return None
+    return Bundle.objects.select_related("candidate__search").get(pk=bundle_id)
+
+
+def _bundle_running(bundle):
+    return Bundle.objects.filter(pk=bundle.pk, attempt=bundle.attempt, state=Bundle.State.RUNNING)
+
+
+def bundle_progress(bundle, progress: int, message: str) -> bool:
+    """Record how far a build got (0..100) and what it is doing; False once it was superseded."""
+    progress = max(0, min(99, int(progress)))
+    updated = _bundle_running(bundle).update(progress=progress, message=message[:300], updated_at=timezone.now())
+    bundle.progress, bundle.message = progress, message[:300]
+    return bool(updated)
+
+
+def bundle_ready(bundle, *, result) -> bool:
+    """Record a finished build (a ``workers.bundles.BundleResult``). A superseded attempt's
+    file is removed and False returned; a replaced older file is removed after commit."""
+    fields = {name: getattr(result, name) for name in _BUNDLE_RESULT_FIELDS}
+    fields["path"] = str(result.path)
+    with transaction.atomic():
+        previous = Bundle.objects.filter(pk=bundle.pk).values_list("path", flat=True).first()
+        updated = _bundle_running(bundle).update(
+            state=Bundle.State.READY, progress=100, message="Ready", error="", finished_at=timezone.now(),
+            updated_at=timezone.now(), **fields)
+        if updated and previous and previous != fields["path"]:
+            transaction.on_commit(lambda: Path(previous).unlink(missing_ok=True))
+    if not updated:
+        Path(fields["path"]).unlink(missing_ok=True)
+    return bool(updated)
+
+
+def bundle_fail(bundle, *, error: str) -> bool:
+    """End a build that could not finish, with the reason."""
+    return bool(_bundle_running(bundle).update(
+        state=Bundle.State.FAILED, message="Failed", error=error, finished_at=timezone.now(),
+        updated_at=timezone.now()))
