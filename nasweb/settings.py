@@ -27,6 +27,14 @@ DATABASES = {
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CHECKPOINT_DIR = Path(os.environ.get("CHECKPOINT_DIR", BASE_DIR / "var" / "checkpoints"))
 DATA_DIR = Path(os.environ.get("DATA_DIR", BASE_DIR / "var" / "data"))
+# Object storage (searches/storage.py): empty keeps every file on the local disk (CHECKPOINT_DIR,
+# DATA_DIR); an S3-compatible bucket, e.g. s3://bucket/prefix?endpoint=http://minio:9000&region=us-east-1,
+# holds checkpoints, bundles and uploaded data sets so workers on other hosts need no shared disk.
+# Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (boto3 reads them).
+STORAGE_URL = os.environ.get("STORAGE_URL", "").strip()
+# Downloads from the bucket: "stream" (through the web process, in chunks) or "redirect" (a presigned URL).
+STORAGE_DOWNLOADS = os.environ.get("STORAGE_DOWNLOADS", "stream").strip().lower()
+STORAGE_PRESIGN_SECONDS = int(os.environ.get("STORAGE_PRESIGN_SECONDS", 300))
 # Data sets users upload (searches/uploads.py): the most an archive or text file may hold,
 # checked on the declared sizes and again on the bytes actually extracted.
 UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", 200 * 1024 * 1024))
@@ -97,6 +105,33 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "var" / "staticfiles
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every request without it
 WHITENOISE_USE_FINDERS = True  # serve from static/ without collectstatic in development
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+def storage_backend(url: str, checkpoint_dir: Path) -> dict:
+    """The STORAGES entry for STORAGE_URL: django-storages' S3 backend, or the local disk."""
+    from urllib.parse import parse_qs, urlsplit
+
+    if not url:
+        return {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(checkpoint_dir)}}
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or not parts.netloc:
+        raise ValueError(f"STORAGE_URL must look like s3://bucket/prefix?endpoint=...; got {url!r}")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    options = {"bucket_name": parts.netloc, "location": parts.path.strip("/"), "file_overwrite": True,
+               "default_acl": None, "querystring_expire": STORAGE_PRESIGN_SECONDS,
+               "region_name": query.get("region") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"}
+    if query.get("endpoint"):
+        options["endpoint_url"] = query["endpoint"]
+    if query.get("addressing_style"):
+        options["addressing_style"] = query["addressing_style"]
+    return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
+
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "nasweb": storage_backend(STORAGE_URL, CHECKPOINT_DIR),
+}
+
 
 def channel_host(url: str) -> dict:
     # No socket timeout: channels_redis blocks up to 5 s waiting for a message, and

@@ -3,7 +3,7 @@ running demo by a Redis database and channel prefix of their own."""
 import os
 
 from .settings import *  # noqa: F401,F403
-from .settings import BASE_DIR, channel_host
+from .settings import BASE_DIR, channel_host, storage_backend
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 CHANNEL_LAYERS = {
@@ -19,3 +19,5 @@ CHECKPOINT_DIR = __import__("pathlib").Path(os.environ.get("CHECKPOINT_DIR", BAS
 # Each concurrent test session (a developer's, CI's) may name its own test database.
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DB_NAME", "test_nasweb")}  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+# Local storage (STORAGE_URL empty) roots the backend at the test checkpoint folder.
+STORAGES = {**STORAGES, "nasweb": storage_backend(STORAGE_URL, CHECKPOINT_DIR)}  # noqa: F405

@@ -572,17 +572,15 @@ def best_candidate_for(user, search_id: int) -> Candidate:
 
 def ready_bundle_path(candidate: Candidate):
     """The zip of the candidate's current, ready bundle, or 404 saying what to do."""
-    from pathlib import Path
-
+    from . import storage
     from .models import Bundle
 
     bundle = bundle_of(candidate)
     if bundle is None or bundle.state != Bundle.State.READY or not bundle.is_current:
         raise Http404("This candidate has no ready bundle: request one first.")
-    path = Path(bundle.path)
-    if not path.is_file():
+    if not storage.exists(bundle.path):
         raise Http404("The bundle file is gone from the checkpoint storage: request the bundle again.")
-    return bundle, path
+    return bundle, bundle.path
 
 
 def api_token_lookup(key: str):

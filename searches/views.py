@@ -2,18 +2,16 @@
 changes state only through a service."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import forms as search_forms
-from . import selectors, services
+from . import selectors, services, storage
 from .forms import PRESETS, SearchForm
 from .models import Candidate, Search
 
@@ -234,11 +232,8 @@ def worker_list(request):
 
 
 def _checkpoint_response(candidate):
-    path = Path(candidate.checkpoint_path) if candidate.checkpoint_path else None
-    if path is None or not path.is_file():
-        raise Http404("This candidate has no checkpoint.")
     filename = f"search{candidate.search_id}-candidate{candidate.index}.pt"
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=filename)
+    return storage.download_response(candidate.checkpoint_path, filename, missing="This candidate has no checkpoint.")
 
 
 @login_required

@@ -5,14 +5,14 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import exports, selectors, services
+from . import exports, selectors, services, storage
 
 
 def _back(request, fallback: str):
@@ -65,9 +65,9 @@ def bundle_status(request, search_id: int, candidate_id: int):
 @require_GET
 def bundle_download(request, search_id: int, candidate_id: int):
     candidate = selectors.candidate_get_for(request.user, search_id, candidate_id)
-    _, path = selectors.ready_bundle_path(candidate)
-    return FileResponse(open(path, "rb"), as_attachment=True, content_type="application/zip",
-                        filename=f"search{candidate.search_id}-candidate{candidate.index}-bundle.zip")
+    _, ref = selectors.ready_bundle_path(candidate)
+    return storage.download_response(ref, f"search{candidate.search_id}-candidate{candidate.index}-bundle.zip",
+                                     content_type="application/zip")
 
 
 @login_required

@@ -703,7 +703,7 @@ def run_bundle(bundle_id: int, attempt: int, worker: str | None = None) -> str:
     """Build a claimed bundle end to end. Returns its final state, or 'skipped'."""
     from django.conf import settings
 
-    from searches import services
+    from searches import services, storage
     from .training import recipe_for
 
     bundle = services.bundle_start(bundle_id, attempt, worker=worker or socket.gethostname())
@@ -712,9 +712,11 @@ def run_bundle(bundle_id: int, attempt: int, worker: str | None = None) -> str:
     candidate = bundle.candidate
     search = candidate.search
     try:
-        path = Path(candidate.checkpoint_path)
-        if not path.is_file():
-            raise BundleError(f"The checkpoint file {path.name} is missing from the checkpoint storage.")
+        try:
+            path = storage.fetch(candidate.checkpoint_path)
+        except FileNotFoundError:
+            name = candidate.checkpoint_path.rsplit("/", 1)[-1]
+            raise BundleError(f"The checkpoint file {name} is missing from the checkpoint storage.") from None
         if _sha256(path) != bundle.checkpoint_sha256:
             raise BundleError("The checkpoint file changed since the bundle was requested; request it again.")
         ckpt = checkpoints.load(path)
@@ -737,6 +739,7 @@ def run_bundle(bundle_id: int, attempt: int, worker: str | None = None) -> str:
         result = make_bundle(
             ckpt, bundle_path(settings.CHECKPOINT_DIR, search.id, candidate.index, bundle.attempt), test=test, info=info,
             progress=lambda pct, msg: services.bundle_progress(bundle, pct, msg))
+        result.path = storage.put(result.path, f"bundles/search-{search.id}/{Path(result.path).name}")
     except BundleError as exc:
         services.bundle_fail(bundle, error=str(exc))
         return "failed"

@@ -230,6 +230,11 @@ def resolve(name: str, data_dir: str) -> tuple[str, Path]:
         if row is None:
             raise ValueError(f"the uploaded data set #{rest} was deleted")
         path = Path(row.path)
+        if not path.is_dir():  # uploaded through a web process on another host: the bucket has it
+            from searches import storage
+
+            path = root / "uploads" / ".from-storage" / str(row.pk)
+            storage.fetch_folder(storage.upload_name(row.owner_id, row.name), path)
         uploads = (root / "uploads").resolve()
         if uploads not in path.resolve().parents:
             raise ValueError(f"the uploaded data set #{rest} is not under {uploads}")

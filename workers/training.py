@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 from torch import nn
 
-from searches import services
+from searches import services, storage
 from searches.nas.early_stopping import NoEarlyStopping, get_early_stopping
 from searches.nas.measure import count_flops, count_params, measure_latency_ms
 
@@ -239,13 +239,14 @@ def _train_claimed(candidate, device, beat) -> str:
         size, digest = checkpoints.write_atomically(path, payload)
     except OSError as exc:
         raise CheckpointError(f"Could not write the checkpoint to {path.parent}: {exc.strerror or exc}") from exc
+    ref = storage.put(path, f"checkpoints/search-{search.id}/candidate-{candidate.index}.pt")
     finished = with_db_retry(
         services.candidate_finish, candidate, test_accuracy=test["accuracy"],
         test_macro_recall=test["macro_recall"], test_macro_f1=test["macro_f1"],
-        confusion_matrix=test["confusion_matrix"], checkpoint_path=str(path),
+        confusion_matrix=test["confusion_matrix"], checkpoint_path=ref,
         checkpoint_size=size, checkpoint_sha256=digest)
     if not finished:  # taken back meanwhile (we were presumed dead): the file is not ours to keep
-        path.unlink(missing_ok=True)
+        storage.delete(ref)
         return "skipped"
     return "finished"
 

@@ -3,10 +3,9 @@ a 404, as in the pages), writes through ``searches.services``, search settings c
 by the page's own form."""
 from __future__ import annotations
 
-from pathlib import Path
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import FileResponse, Http404
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -60,11 +59,10 @@ def _paginated(view, request, queryset, serializer_class, context=None):
     return paginator.get_paginated_response(data)
 
 
-def _file(path_text: str, filename: str, missing: str) -> FileResponse:
-    path = Path(path_text) if path_text else None
-    if path is None or not path.is_file():
-        raise Http404(missing)
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=filename)
+def _file(path_text: str, filename: str, missing: str):
+    from .. import storage
+
+    return storage.download_response(path_text, filename, missing=missing)
 
 
 # --- searches ------------------------------------------------------------------------
@@ -236,7 +234,7 @@ class BestCandidateView(APIView):
 _FILE = {(200, "application/octet-stream"): OpenApiTypes.BINARY, **COMMON_ERRORS}
 
 
-def _checkpoint(candidate) -> FileResponse:
+def _checkpoint(candidate):
     return _file(candidate.checkpoint_path, f"search{candidate.search_id}-candidate{candidate.index}.pt",
                  "This candidate has no checkpoint.")
 
@@ -283,10 +281,10 @@ class BundleMixin:
 
     def download(self, request, search_id, candidate_id=None):
         candidate = self.candidate(request, search_id, candidate_id)
-        bundle, path = selectors.ready_bundle_path(candidate)
+        bundle, ref = selectors.ready_bundle_path(candidate)
         filename = f"search{candidate.search_id}-candidate{candidate.index}-bundle.zip"
-        response = FileResponse(open(path, "rb"), as_attachment=True, filename=filename,
-                                content_type="application/zip")
+        response = _file(ref, filename, "The bundle file is gone from the checkpoint storage.")
+        response["Content-Type"] = "application/zip"
         response["X-Bundle-SHA256"] = bundle.sha256
         return response
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -11,6 +10,7 @@ from django.utils import timezone
 
 from nasweb.celery import app as celery_app
 
+from .. import storage
 from ..models import Bundle, Candidate
 
 
@@ -60,7 +60,7 @@ def bundle_request(candidate: Candidate, *, rebuild: bool = False):
             alive = bundle.updated_at >= now - timedelta(seconds=BUNDLE_STALE_SECONDS)
             if current and bundle.state in Bundle.BUSY_STATES and alive:
                 return bundle
-            if current and bundle.state == Bundle.State.READY and not rebuild and Path(bundle.path).is_file():
+            if current and bundle.state == Bundle.State.READY and not rebuild and storage.exists(bundle.path):
                 return bundle
             Bundle.objects.filter(pk=bundle.pk).update(
                 state=Bundle.State.QUEUED, attempt=F("attempt") + 1, progress=0,
@@ -110,9 +110,9 @@ def bundle_ready(bundle, *, result) -> bool:
             state=Bundle.State.READY, progress=100, message="Ready", error="", finished_at=timezone.now(),
             updated_at=timezone.now(), **fields)
         if updated and previous and previous != fields["path"]:
-            transaction.on_commit(lambda: Path(previous).unlink(missing_ok=True))
+            transaction.on_commit(lambda: storage.delete(previous))
     if not updated:
-        Path(fields["path"]).unlink(missing_ok=True)
+        storage.delete(fields["path"])
     return bool(updated)
 
 

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from .. import uploads
+from .. import storage, uploads
 from ..models import Dataset, Search
 
 
@@ -56,7 +56,9 @@ def dataset_upload(*, owner, name: str, upload):
                                        max_pixels=int(settings.UPLOAD_MAX_IMAGE_PIXELS))
     except uploads.UploadError as exc:
         refuse(str(exc))
+    stored = storage.upload_name(owner.pk, name)
     try:
+        storage.put_folder(dest, stored)  # a bucket: for workers on other hosts
         with transaction.atomic():
             return Dataset.objects.create(
                 owner=owner, name=name, kind=checked.kind, path=str(dest), size=checked.size,
@@ -64,9 +66,11 @@ def dataset_upload(*, owner, name: str, upload):
                 class_names=list(checked.class_names), state=Dataset.State.READY)
     except IntegrityError:
         shutil.rmtree(dest, ignore_errors=True)  # the same name won a race meanwhile
+        storage.delete_folder(stored)
         raise ValidationError({"name": f"You already have a data set named {name!r}."}) from None
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
+        storage.delete_folder(stored)
         raise
 
 
@@ -81,6 +85,9 @@ def dataset_delete(dataset) -> None:
             raise ValidationError(f"The search {busy.first().name!r} still uses this data set; cancel it or "
                                   f"wait for it to end first.")
         path = Path(dataset.path) if dataset.path else None
+        if dataset.state == Dataset.State.READY:
+            stored = storage.upload_name(dataset.owner_id, dataset.name)
+            transaction.on_commit(lambda: storage.delete_folder(stored))
         dataset.delete()
         root = _uploads_root().resolve()
         if path is not None and root in path.resolve().parents:  # never remove anything outside the uploads

@@ -183,13 +183,14 @@ def search_resume(search: Search) -> Search:
 
 
 def _remove_checkpoints(paths: list[str], folder) -> None:
+    from .. import storage
+
     for path in paths:
-        try:
-            Path(path).unlink(missing_ok=True)
-        except OSError:
-            pass
+        storage.delete(path)
     if folder is not None and Path(folder).is_dir():
         shutil.rmtree(folder, ignore_errors=True)
+    for prefix in ("checkpoints", "bundles"):  # a bucket's objects of this search
+        storage.delete_folder(f"{prefix}/{Path(folder).name}")
 
 
 def search_delete(search: Search) -> int:
