@@ -35,6 +35,9 @@ STORAGE_URL = os.environ.get("STORAGE_URL", "").strip()
 # Downloads from the bucket: "stream" (through the web process, in chunks) or "redirect" (a presigned URL).
 STORAGE_DOWNLOADS = os.environ.get("STORAGE_DOWNLOADS", "stream").strip().lower()
 STORAGE_PRESIGN_SECONDS = int(os.environ.get("STORAGE_PRESIGN_SECONDS", 300))
+# /metrics (searches/health.py): a bearer token, and/or client networks allowed without one.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = os.environ.get("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
 # Data sets users upload (searches/uploads.py): the most an archive or text file may hold,
 # checked on the declared sizes and again on the bytes actually extracted.
 UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", 200 * 1024 * 1024))
@@ -62,6 +65,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "searches.health.HealthMiddleware",  # /healthz, /readyz, /metrics: before host checks and redirects
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from . import selectors
+from . import health, selectors
 from .events import group_name
 
 log = logging.getLogger(__name__)
@@ -172,6 +172,7 @@ class SearchConsumer(AsyncJsonWebsocketConsumer):
             await self._fill_gap_before(event["seq"])
             await self.send_json(event)
             self.sent_seq = event["seq"]
+        health.observe_push(message.get("sent_at"))
 
     async def _fill_gap_before(self, seq: int) -> None:
         """Send, from Postgres and in order, every epoch after the last one sent and before

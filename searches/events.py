@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import threading
+import time
 
 from channels.layers import get_channel_layer
 from django.db import transaction
@@ -54,7 +55,7 @@ def group_name(search_id: int) -> str:
 
 def _send(search_id: int, event: dict) -> None:
     try:
-        _Publisher.get().send(group_name(search_id), {"type": "search.event", "event": event})
+        _Publisher.get().send(group_name(search_id), {"type": "search.event", "event": event, "sent_at": time.time()})
     except Exception:  # a lost message costs a redraw, never data: log, don't fail the caller
         log.warning("could not publish %s event for search %s", event.get("type"), search_id, exc_info=True)
 
