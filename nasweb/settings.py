@@ -121,6 +121,9 @@ def storage_backend(url: str, checkpoint_dir: Path) -> dict:
         raise ValueError(f"STORAGE_URL must look like s3://bucket/prefix?endpoint=...; got {url!r}")
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     options = {"bucket_name": parts.netloc, "location": parts.path.strip("/"), "file_overwrite": True,
+               # None: boto3 looks further (instance role, ~/.aws); the environment wins when set.
+               "access_key": os.environ.get("AWS_ACCESS_KEY_ID") or None,
+               "secret_key": os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
                "default_acl": None, "querystring_expire": STORAGE_PRESIGN_SECONDS,
                "region_name": query.get("region") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"}
     if query.get("endpoint"):
