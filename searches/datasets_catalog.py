@@ -65,6 +65,10 @@ class DatasetInfo:
         if self.kind == "folder":
             return _image_folder_availability(Path(self.path))
         if self.kind == "upload":
+            from . import storage
+
+            if storage.remote():  # kept in the bucket; this web host may never have seen the files
+                return True, ""
             if not Path(self.path).is_dir():
                 return False, "its files are gone from the upload folder; upload it again"
             return True, ""

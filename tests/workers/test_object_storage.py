@@ -14,6 +14,7 @@ from django.urls import reverse
 from s3server import S3Server
 
 from searches import services, storage
+from searches.datasets_catalog import upload_info
 from searches.models import Bundle, Candidate, Search
 from workers import datasets
 
@@ -129,6 +130,7 @@ def test_an_uploaded_data_set_reaches_a_worker_with_no_shared_disk(s3, alice, se
     assert s3.keys(f"nasweb/uploads/{alice.pk}/reviews/") == [f"nasweb/uploads/{alice.pk}/reviews/data.csv"]
 
     shutil.rmtree(settings.DATA_DIR)  # the worker's host: another DATA_DIR, empty
+    assert upload_info(dataset).availability() == (True, "")  # another web replica offers it too
     settings.DATA_DIR = tmp_path / "worker-data"
     kind, path = datasets.resolve(f"upload:{dataset.pk}", str(settings.DATA_DIR))
     assert kind == "text" and path.read_text() == rows
