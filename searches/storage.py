@@ -7,9 +7,10 @@ Django's storage API (django-storages' S3 backend, ``STORAGES["nasweb"]``) and t
 keeps a reference ``storage:<name>``; any web process or worker on any host reads it back
 from there. No shared filesystem is needed.
 
-Downloads never read a whole file into the web process: a local file goes out through
-``FileResponse`` (chunked), a stored object as a chunked stream of the S3 response body,
-or, with ``STORAGE_DOWNLOADS=redirect``, as a redirect to a presigned URL.
+Downloads never read a whole file into the web process: a file or object goes out in
+1 MiB chunks (under ASGI through an asynchronous iterator: Django reads a synchronous one
+to the end before it sends a byte), or, with ``STORAGE_DOWNLOADS=redirect``, as a redirect
+to a presigned URL the browser fetches from the bucket itself.
 """
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.files import File
+from django.core.handlers.asgi import ASGIRequest
 from django.core.files.storage import storages
 from django.http import FileResponse, Http404, HttpResponseRedirect, StreamingHttpResponse
 
@@ -132,23 +135,46 @@ def _chunks(name: str):
 
 
 def download_response(ref: str, filename: str, content_type: str = "application/octet-stream",
-                      missing: str = "The file is gone from the storage."):
-    """An attachment response for ``ref`` that never holds the whole file in memory."""
+                      missing: str = "The file is gone from the storage.", request=None):
+    """An attachment response for ``ref`` that never holds the whole file in memory.
+    Pass the ``request`` so that under ASGI the chunks go out through an async iterator."""
     if not ref or not exists(ref):
         raise Http404(missing)
-    if not is_stored(ref):
-        return FileResponse(open(ref, "rb"), as_attachment=True, filename=filename, content_type=content_type)
-    name = _name(ref)
+    asgi = isinstance(getattr(request, "_request", request), ASGIRequest)
     disposition = f'attachment; filename="{filename}"'
-    if settings.STORAGE_DOWNLOADS == "redirect":
-        url = backend().url(name, parameters={"ResponseContentDisposition": disposition,
-                                              "ResponseContentType": content_type},
+    if not is_stored(ref):
+        if not asgi:
+            return FileResponse(open(ref, "rb"), as_attachment=True, filename=filename, content_type=content_type)
+        chunks = _file_chunks(ref)
+    elif settings.STORAGE_DOWNLOADS == "redirect":
+        url = backend().url(_name(ref), parameters={"ResponseContentDisposition": disposition,
+                                                    "ResponseContentType": content_type},
                             expire=settings.STORAGE_PRESIGN_SECONDS)
         return HttpResponseRedirect(url)
-    response = StreamingHttpResponse(_chunks(name), content_type=content_type)
+    else:
+        chunks = _chunks(_name(ref))
+    response = StreamingHttpResponse(_async_chunks(chunks) if asgi else chunks, content_type=content_type)
     response["Content-Length"] = str(size(ref))
     response["Content-Disposition"] = disposition
     return response
+
+
+def _file_chunks(path: str):
+    with open(path, "rb") as handle:
+        yield from iter(lambda: handle.read(CHUNK), b"")
+
+
+async def _async_chunks(chunks):
+    # Each blocking read runs in a worker thread; the event loop only forwards the bytes.
+    done = object()
+    try:
+        while True:
+            chunk = await sync_to_async(next, thread_sensitive=False)(chunks, done)
+            if chunk is done:
+                return
+            yield chunk
+    finally:
+        await sync_to_async(chunks.close, thread_sensitive=False)()
 
 
 # --- folders: uploaded data sets -------------------------------------------------

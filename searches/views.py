@@ -231,14 +231,15 @@ def worker_list(request):
     })
 
 
-def _checkpoint_response(candidate):
+def _checkpoint_response(candidate, request):
     filename = f"search{candidate.search_id}-candidate{candidate.index}.pt"
-    return storage.download_response(candidate.checkpoint_path, filename, missing="This candidate has no checkpoint.")
+    return storage.download_response(candidate.checkpoint_path, filename, missing="This candidate has no checkpoint.",
+                                     request=request)
 
 
 @login_required
 def candidate_checkpoint(request, search_id: int, candidate_id: int):
-    return _checkpoint_response(selectors.candidate_get_for(request.user, search_id, candidate_id))
+    return _checkpoint_response(selectors.candidate_get_for(request.user, search_id, candidate_id), request)
 
 
 @login_required
@@ -247,4 +248,4 @@ def best_checkpoint(request, search_id: int):
     best = selectors.best_candidate(search)
     if best is None:
         raise Http404("No candidate of this search has finished yet.")
-    return _checkpoint_response(best)
+    return _checkpoint_response(best, request)

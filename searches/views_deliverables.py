@@ -67,7 +67,7 @@ def bundle_download(request, search_id: int, candidate_id: int):
     candidate = selectors.candidate_get_for(request.user, search_id, candidate_id)
     _, ref = selectors.ready_bundle_path(candidate)
     return storage.download_response(ref, f"search{candidate.search_id}-candidate{candidate.index}-bundle.zip",
-                                     content_type="application/zip")
+                                     content_type="application/zip", request=request)
 
 
 @login_required

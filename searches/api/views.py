@@ -59,10 +59,10 @@ def _paginated(view, request, queryset, serializer_class, context=None):
     return paginator.get_paginated_response(data)
 
 
-def _file(path_text: str, filename: str, missing: str):
+def _file(path_text: str, filename: str, missing: str, request=None):
     from .. import storage
 
-    return storage.download_response(path_text, filename, missing=missing)
+    return storage.download_response(path_text, filename, missing=missing, request=request)
 
 
 # --- searches ------------------------------------------------------------------------
@@ -234,21 +234,21 @@ class BestCandidateView(APIView):
 _FILE = {(200, "application/octet-stream"): OpenApiTypes.BINARY, **COMMON_ERRORS}
 
 
-def _checkpoint(candidate):
+def _checkpoint(candidate, request):
     return _file(candidate.checkpoint_path, f"search{candidate.search_id}-candidate{candidate.index}.pt",
-                 "This candidate has no checkpoint.")
+                 "This candidate has no checkpoint.", request)
 
 
 class CheckpointView(APIView):
     @extend_schema(summary="The candidate's checkpoint (torch.load(..., weights_only=True))", responses=_FILE)
     def get(self, request, search_id: int, candidate_id: int):
-        return _checkpoint(selectors.candidate_get_for(request.user, search_id, candidate_id))
+        return _checkpoint(selectors.candidate_get_for(request.user, search_id, candidate_id), request)
 
 
 class BestCheckpointView(APIView):
     @extend_schema(summary="The best candidate's checkpoint", responses=_FILE)
     def get(self, request, search_id: int):
-        return _checkpoint(selectors.best_candidate_for(request.user, search_id))
+        return _checkpoint(selectors.best_candidate_for(request.user, search_id), request)
 
 
 # --- bundles ------------------------------------------------------------------------
@@ -283,7 +283,7 @@ class BundleMixin:
         candidate = self.candidate(request, search_id, candidate_id)
         bundle, ref = selectors.ready_bundle_path(candidate)
         filename = f"search{candidate.search_id}-candidate{candidate.index}-bundle.zip"
-        response = _file(ref, filename, "The bundle file is gone from the checkpoint storage.")
+        response = _file(ref, filename, "The bundle file is gone from the checkpoint storage.", request)
         response["Content-Type"] = "application/zip"
         response["X-Bundle-SHA256"] = bundle.sha256
         return response

@@ -149,3 +149,39 @@ def test_a_missing_object_is_a_404_not_a_500(s3, alice, client):
     client.force_login(alice)
     response = client.get(reverse("candidate_checkpoint", args=[search.id, candidate.id]))
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("where", ["local", "bucket"])
+def test_downloads_under_asgi_stream_through_an_async_iterator(where, request, alice, settings, tmp_path):
+    """Django reads a synchronous iterator to the end before sending under ASGI (with a
+    warning): a checkpoint must leave in chunks through an asynchronous one instead."""
+    import asyncio
+    import warnings
+
+    from django.test import AsyncClient
+
+    if where == "bucket":
+        request.getfixturevalue("s3")
+    else:
+        settings.STORAGE_URL = ""
+    big = tmp_path / "ckpt.pt"
+    big.write_bytes(b"\x01" * (3 * storage.CHUNK + 5))
+    ref = storage.put(big, "checkpoints/asgi/ckpt.pt")
+    search = services.search_create(owner=alice, name="asgi", dataset="digits", space="chain",
+                                    strategy="random", max_candidates=1, epochs=1, parallel=1, seed=3)
+    candidate = Candidate.objects.create(search=search, index=0, arch={}, arch_hash="a",
+                                         state=Candidate.State.FINISHED, checkpoint_path=ref)
+
+    async def download():
+        client = AsyncClient()
+        await client.aforce_login(alice)
+        response = await client.get(reverse("candidate_checkpoint", args=[search.id, candidate.id]))
+        assert response.status_code == 200 and response.is_async
+        return [chunk async for chunk in response.streaming_content]
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        chunks = asyncio.run(download())
+    assert not [w for w in caught if "synchronous iterators" in str(w.message)]
+    assert len(chunks) == 4 and max(len(c) for c in chunks) == storage.CHUNK
+    assert sum(len(c) for c in chunks) == 3 * storage.CHUNK + 5
