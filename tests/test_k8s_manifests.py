@@ -168,9 +168,15 @@ def test_services_ingress_and_budgets_select_real_pods_and_ports(rendered):
             for path in rule["http"]["paths"]:
                 backend = path["backend"]["service"]
                 assert backend["port"]["name"] in {p["name"] for p in services[backend["name"]]["spec"]["ports"]}
+    deployments = by_kind(docs, "Deployment")
     for pdb_name, pdb in by_kind(docs, "PodDisruptionBudget").items():
         labels = pdb["spec"]["selector"]["matchLabels"]
-        assert any(labels.items() <= t["metadata"]["labels"].items() for t in pods.values()), pdb_name
+        selected = [d for d in deployments.values()
+                    if labels.items() <= d["spec"]["template"]["metadata"]["labels"].items()]
+        assert selected, f"{name}: PodDisruptionBudget {pdb_name} selects no pods"
+        # A budget that no drain can ever meet blocks node maintenance for good.
+        replicas = sum(d["spec"].get("replicas", 1) for d in selected)
+        assert pdb["spec"].get("minAvailable", 0) < replicas, f"{name}: {pdb_name} allows no disruption"
 
 
 def test_every_setting_named_is_read_by_the_code_and_listed_in_env_example(rendered):
