@@ -79,9 +79,12 @@ def test_checkpoint_and_bundle_round_trip_through_the_bucket(s3, alice, client, 
 
     client.force_login(alice)
     url = reverse("candidate_checkpoint", args=[search.id, candidate.id])
+    fetched_at = time.perf_counter()
     response = client.get(url)
     assert response.status_code == 200 and isinstance(response, StreamingHttpResponse)
     body = b"".join(response.streaming_content)
+    print(f"checkpoint round trip: {candidate.checkpoint_path} {len(body)} bytes, sha256 "
+          f"{candidate.checkpoint_sha256[:12]} matches, downloaded in {time.perf_counter() - fetched_at:.3f}s")
     assert hashlib.sha256(body).hexdigest() == candidate.checkpoint_sha256
     assert int(response["Content-Length"]) == len(body) == candidate.checkpoint_size
     assert torch.load(io.BytesIO(body), weights_only=True)["arch"] == candidate.arch
