@@ -720,6 +720,8 @@ def run_bundle(bundle_id: int, attempt: int, worker: str | None = None) -> str:
         if _sha256(path) != bundle.checkpoint_sha256:
             raise BundleError("The checkpoint file changed since the bundle was requested; request it again.")
         ckpt = checkpoints.load(path)
+        if storage.is_stored(candidate.checkpoint_path):
+            path.unlink(missing_ok=True)  # a copy fetched from the bucket: the cache stays small
         services.bundle_progress(bundle, 5, "Loading the test split")
         test, why_no_test = _test_split(search)
         info = {

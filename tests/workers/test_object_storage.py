@@ -107,6 +107,8 @@ def test_checkpoint_and_bundle_round_trip_through_the_bucket(s3, alice, client, 
     response = client.get(reverse("bundle_download", args=[search.id, candidate.id]))
     zipped = b"".join(response.streaming_content)
     assert response.status_code == 200 and hashlib.sha256(zipped).hexdigest() == bundle.sha256
+    # The control worker fetched the checkpoint and built the zip locally; neither stayed.
+    assert not [p for p in checkpoint_dir.rglob("*") if p.suffix in (".pt", ".zip")]
 
     services.search_delete(search)
     assert s3.keys(f"nasweb/checkpoints/search-{search.id}/") == []
