@@ -1,4 +1,6 @@
 """Celery tasks: thin wrappers around the services and the training loop."""
+import logging
+
 from celery import shared_task
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
@@ -8,13 +10,23 @@ from searches import services
 
 from . import devices, heartbeat, training
 
+logger = logging.getLogger(__name__)
 
-# A lost advance would leave a search stuck, so a database outage is waited out.
+
+# A lost advance would leave a search stuck, so a database outage is waited out, and any
+# other error is logged with its traceback and retried: only the strategy's own errors
+# fail a search (``search_advance`` does that). Should the retries run out, the beat's
+# ``queue_repair`` sends the search another advance, since it is still active.
 @shared_task(name="workers.tasks.advance_search", acks_late=True,
-             autoretry_for=(OperationalError, InterfaceError), retry_backoff=1, retry_backoff_max=30,
-             max_retries=20)
+             autoretry_for=(Exception,), retry_backoff=1, retry_backoff_max=30, max_retries=20)
 def advance_search(search_id: int) -> None:
-    services.search_advance(search_id)
+    try:
+        services.search_advance(search_id)
+    except (OperationalError, InterfaceError):
+        raise  # the database is away: waited out, nothing to report
+    except Exception:
+        logger.exception("Advancing search %s failed; it will be retried", search_id)
+        raise
 
 
 @shared_task(bind=True, name="workers.tasks.train_candidate", acks_late=True, reject_on_worker_lost=True)

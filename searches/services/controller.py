@@ -6,13 +6,15 @@ cache that keeps reading it cheap.
 from __future__ import annotations
 
 import inspect
+import threading
+from collections import OrderedDict
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from .. import events
 from ..models import Candidate, Search
-from ..nas import STRATEGIES, InvalidArchitecture, Trial, get_space, get_strategy, pareto
+from ..nas import STRATEGIES, InvalidArchitecture, StrategyError, Trial, get_space, get_strategy, pareto
 from ..nas.strategy import strategy_rng
 from .enqueue import _enqueue_train
 from .searches import ONE_SHOT, _publish_search, search_fail
@@ -31,10 +33,42 @@ def _counts_of(history: list[Trial], queued_now: int) -> dict:
     return counts
 
 
+class _SearchCache:
+    """A per-process cache of one kind of value per search, most recently used kept.
+
+    The control worker runs several threads: a lock guards the dict, and ``take`` hands a
+    value to one caller at a time (it is put back when that caller is done), so no two
+    threads ever extend the same list. Only a speed-up: a miss reads everything again.
+    """
+
+    def __init__(self, size: int):
+        self._size = size
+        self._values: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, search_id: int) -> list:
+        with self._lock:
+            return self._values.pop(search_id, [])
+
+    def put(self, search_id: int, value: list) -> None:
+        with self._lock:
+            self._values[search_id] = value
+            while len(self._values) > self._size:
+                self._values.popitem(last=False)
+
+
+# Per-process caches that keep a search's cost per trial from growing with its history.
+# Both hold only what never changes once written: a candidate's architecture, and an
+# ended candidate's trial (finished, failed, pruned and cancelled are final states).
+_CACHED_SEARCHES = 32
+_ARCH_CACHE = _SearchCache(_CACHED_SEARCHES)  # search id -> architectures by index
+_ENDED_TRIALS = _SearchCache(_CACHED_SEARCHES)  # search id -> trials of its leading ended candidates
+
+
 def search_history(search: Search) -> list[Trial]:
     """Every candidate so far, in index order, as the strategy sees it."""
     spec = score_spec(search)
-    cached = _ENDED_TRIALS.pop(search.id, [])  # the leading ended candidates, read before
+    cached = _ENDED_TRIALS.take(search.id)  # the leading ended candidates, read before
     rows = list(search.candidates.filter(index__gte=len(cached)).order_by("index").values_list(
         "index", "arch_hash", "state", "best_val_accuracy", "final_val_accuracy", "param_count", "flops",
         "latency_ms"))
@@ -53,31 +87,16 @@ def search_history(search: Search) -> list[Trial]:
     ended = len(cached)
     while ended < len(history) and history[ended].state in Candidate.ENDED_STATES:
         ended += 1
-    _remember(_ENDED_TRIALS, search.id, history[:ended])
+    _ENDED_TRIALS.put(search.id, history[:ended])
     return history
 
 
-# Per-process caches that keep a search's cost per trial from growing with its history.
-# Both hold only what never changes once written: a candidate's architecture, and an
-# ended candidate's trial (finished, failed, pruned and cancelled are final states).
-# Only a speed-up: a fresh process reads everything again.
-_ARCH_CACHE: dict[int, list[dict]] = {}  # search id -> architectures by index
-_ENDED_TRIALS: dict[int, list[Trial]] = {}  # search id -> trials of its leading ended candidates
-_CACHED_SEARCHES = 32
-
-
-def _remember(cache: dict, search_id: int, value) -> None:
-    cache[search_id] = value  # most recently used last
-    while len(cache) > _CACHED_SEARCHES:
-        cache.pop(next(iter(cache)))
-
-
 def _archs_of(search_id: int, count: int) -> list[dict]:
-    cached = _ARCH_CACHE.pop(search_id, [])
+    cached = _ARCH_CACHE.take(search_id)
     if len(cached) < count:
         cached.extend(Candidate.objects.filter(search_id=search_id, index__gte=len(cached))
                       .order_by("index").values_list("arch", flat=True))
-    _remember(_ARCH_CACHE, search_id, cached)
+    _ARCH_CACHE.put(search_id, cached)
     return cached[:count]
 
 
@@ -88,14 +107,18 @@ def score_spec(search: Search):
     return search.objectives or search.objective
 
 
-def _strategy_for(search: Search):
+def _strategy_settings(search: Search) -> dict:
     settings_ = dict(search.strategy_settings)
     if search.warm_start_id:
         # Results of an earlier search seed the strategy's model (meta-learning across tasks).
         settings_["warm_start"] = [t for t in search_history(search.warm_start) if t.finished]
     if len(search.objectives) >= 2 and "objectives" in _init_params(search.strategy):
         settings_.setdefault("objectives", search.objectives)
-    return get_strategy(search.strategy, settings_)
+    return settings_
+
+
+def _strategy_for(search: Search):
+    return get_strategy(search.strategy, _strategy_settings(search))
 
 
 def _init_params(strategy_name: str) -> set:
@@ -108,11 +131,14 @@ def search_advance(search_id: int) -> list[int]:
     Runs under the search row's lock, so two controllers at once, or one
     restarted after a crash, never write a duplicate or exceed the budget.
     Returns the ids of the candidates it created.
+
+    A strategy that proposes what it must not fails the search: that is a bug to show,
+    and asking again gives the same answer. Any other error (the database, a bug here)
+    propagates, so the task retries it and logs its traceback; the search stays active.
     """
     try:
         return _search_advance_locked(search_id)
-    except (InvalidArchitecture, IntegrityError, ValueError, TypeError) as exc:
-        # A strategy that proposes what it must not is a bug to show, not to retry forever.
+    except StrategyError as exc:
         search_fail(search_id, f"The strategy could not propose a candidate: {exc}")
         return []
 
@@ -137,13 +163,9 @@ def _search_advance_locked(search_id: int) -> list[int]:
                 genotype=ONE_SHOT[search.strategy]))
         elif free > 0:
             space = get_space(search.space, search.space_settings)
-            if search.strategy in ONE_SHOT:
-                archs = _oneshot_proposals(search, space, history, free)
-            else:
-                archs = _strategy_for(search).ask(space, history, free, strategy_rng(search.seed, len(history)))
+            archs = _proposals(search, space, history, free)
             exhausted = len(archs) < free
-            for offset, arch in enumerate(archs[:free]):
-                arch = space.validate(arch)
+            for offset, arch in enumerate(archs):
                 created.append(Candidate.objects.create(
                     search=search, index=len(history) + offset, arch=arch,
                     arch_hash=space.arch_hash(arch), genotype=space.genotype(arch)[:500]))
@@ -156,6 +178,34 @@ def _search_advance_locked(search_id: int) -> list[int]:
             events.publish_on_commit(search.id, events.candidate_event(candidate))
         _publish_search(search, _counts_of(history, len(created)))
         return [c.id for c in created]
+
+
+def _proposals(search: Search, space, history: list[Trial], free: int) -> list[dict]:
+    """Up to ``free`` new architectures, valid in ``space`` and not tried before; StrategyError
+    for what the strategy (or a one-shot job) must not propose."""
+    if search.strategy in ONE_SHOT:
+        archs = _oneshot_proposals(search, space, history, free)
+    else:
+        settings_ = _strategy_settings(search)  # the controller's read: its errors are its own
+        rng = strategy_rng(search.seed, len(history))
+        try:
+            archs = get_strategy(search.strategy, settings_).ask(space, history, free, rng)
+        except Exception as exc:  # bad settings, or the strategy's own bug: pure code, so
+            # asking again gives the same answer (the controller's own errors are outside this)
+            raise StrategyError(str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}") from exc
+    seen = {t.hash_in(space) for t in history}
+    valid = []
+    for arch in archs[:free]:
+        try:
+            arch = space.validate(arch)
+        except InvalidArchitecture as exc:
+            raise StrategyError(str(exc)) from exc
+        arch_hash = space.arch_hash(arch)
+        if arch_hash in seen:
+            raise StrategyError(f"it proposed an architecture the search has already: {space.genotype(arch)}")
+        seen.add(arch_hash)
+        valid.append(arch)
+    return valid
 
 
 def _oneshot_proposals(search: Search, space, history: list[Trial], n: int) -> list[dict]:
