@@ -98,13 +98,13 @@ class SearchConsumer(AsyncJsonWebsocketConsumer):
         query = {k: v for k, v in parse_qs(self.scope.get("query_string", b"").decode(), keep_blank_values=True).items()}
         self.only_candidate = _ids(query.get("candidate", [""])[0])[:1] or None
         self.group = group_name(self.search_id)
+        self.send_lock = asyncio.Lock()
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         snapshot = await self._snapshot({k: v[0] if len(v) == 1 else v for k, v in query.items()}, query)
         # Every epoch up to here is in the snapshot or, for curves the page does not draw,
         # fetched when it needs them; the stream is gap-free from this number on.
         self.sent_seq = (snapshot.get("search") or {}).get("last_seq", 0)
-        self.send_lock = asyncio.Lock()
         await self.send_json(snapshot)
         if not self.only_candidate:
             self.reconcile_task = asyncio.create_task(self._reconcile())
@@ -125,7 +125,11 @@ class SearchConsumer(AsyncJsonWebsocketConsumer):
         if not isinstance(content, dict) or content.get("type") != "resume":
             return
         view = content.get("leaderboard") if isinstance(content.get("leaderboard"), dict) else {}
-        await self.send_json(await self._snapshot(content, view))
+        async with self.send_lock:  # live epochs and the reconciler send too: one at a time keeps the order
+            snapshot = await self._snapshot(content, view)
+            await self.send_json(snapshot)
+            if not self.only_candidate:  # what the snapshot holds is not sent again
+                self.sent_seq = max(self.sent_seq, (snapshot.get("search") or {}).get("last_seq", 0))
 
     async def _reconcile(self):
         """Every few seconds, compare with Postgres and send what the stream has not.
@@ -203,8 +207,6 @@ class WorkersConsumer(AsyncJsonWebsocketConsumer):
     interval = 2.0
 
     async def connect(self):
-        import asyncio
-
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
@@ -222,10 +224,11 @@ class WorkersConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "workers", "workers": rows})
 
     async def _watch(self):
-        import asyncio
-
         while True:
-            await self._send_if_changed()
+            try:
+                await self._send_if_changed()
+            except Exception:  # Postgres away for a moment: keep the page, read again next time
+                log.warning("could not read the workers for the Workers page", exc_info=True)
             await asyncio.sleep(self.interval)
 
     async def disconnect(self, code):

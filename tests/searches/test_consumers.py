@@ -442,3 +442,62 @@ def test_pages_that_miss_the_same_event_fetch_it_with_one_read(alice, running_se
 
     assert run(twenty_pages()) == [[1, 2, 3]] * 20
     assert reads == [(search.id, 1, 3)]  # one read of the gap for all twenty pages
+
+
+def test_an_epoch_the_resume_snapshot_sent_is_not_sent_again_when_its_event_arrives_late(
+        alice, running_search, monkeypatch):
+    from searches import events
+    search, (c1, _) = running_search
+    real_send = events._send
+    held = []
+    monkeypatch.setattr(events, "_send", lambda sid, event: held.append((sid, event)) if event.get("seq") == 2
+                        else real_send(sid, event))  # fault injection: seq 2 waits in the layer
+
+    async def scenario():
+        comm = communicator(alice, search.id)
+        await comm.connect()
+        await comm.receive_json_from(timeout=5)
+        await database_sync_to_async(record)(c1, 1)
+        first = await epoch_seqs(comm, 1)
+        await database_sync_to_async(record)(c1, 2)
+        await comm.send_json_to({"type": "resume", "after": 1})
+        snapshot = await next_of_type(comm, "snapshot")
+        await database_sync_to_async(real_send)(*held[0])  # the held event arrives after all
+        await database_sync_to_async(record)(c1, 3)
+        rest = await epoch_seqs(comm, 1)
+        await comm.disconnect()
+        return first, [e["seq"] for e in snapshot["epochs"]], rest
+
+    assert run(scenario()) == ([1], [2], [3])
+
+
+def test_a_failed_read_does_not_freeze_the_workers_page(alice, settings, monkeypatch):
+    from django.db import OperationalError
+    from django.utils import timezone
+
+    from searches import selectors
+    from searches.consumers import WorkersConsumer
+    from searches.models import Worker
+
+    settings.HEARTBEAT_TIMEOUT_SECONDS = 30
+    monkeypatch.setattr(WorkersConsumer, "interval", 0.1)
+    real, reads = selectors.worker_rows_for, []
+
+    def failing_first(user):  # fault injection: Postgres away for the first read
+        reads.append(user)
+        if len(reads) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(user)
+
+    monkeypatch.setattr(selectors, "worker_rows_for", failing_first)
+    Worker.objects.create(name="gpu0@h", host="h", device="cuda:0", last_heartbeat=timezone.now())
+
+    async def scenario():
+        comm = workers_communicator(alice)
+        await comm.connect()
+        table = await comm.receive_json_from(timeout=5)
+        await comm.disconnect()
+        return table
+
+    assert [w["name"] for w in run(scenario())["workers"]] == ["gpu0@h"]
+    assert len(reads) >= 2
