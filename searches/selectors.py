@@ -69,6 +69,13 @@ def epochs_between(search_id: int, after_seq: int, before_seq: int) -> list[dict
     return [events.epoch_event(m) for m in rows]
 
 
+def validation_after(search_id: int, after_seq: int) -> list[tuple[int, int, int, float]]:
+    """(seq, candidate id, epoch, validation accuracy) of the search's epochs after ``after_seq``,
+    in order: what early stopping adds to the curves it read before."""
+    return list(EpochMetric.objects.filter(search_id=search_id, seq__gt=after_seq).order_by("seq")
+                .values_list("seq", "candidate_id", "epoch", "val_accuracy"))
+
+
 def search_snapshot(search_id: int, after_seq: int = 0, *, have=None, selected=(), query=None,
                     top_n: int | None = None) -> dict:
     """What a page needs to draw a search of any size from Postgres alone, bounded however

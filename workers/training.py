@@ -25,6 +25,7 @@ from searches.nas.early_stopping import NoEarlyStopping, get_early_stopping
 from searches.nas.measure import count_flops, count_params, measure_latency_ms
 
 from . import checkpoints, datasets, devices, heartbeat
+from .curves import SearchCurves
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +214,7 @@ def _train_claimed(candidate, device, beat) -> str:
     model = space.build(candidate.arch, data.input_shape, data.num_classes).to(device)
     with_db_retry(services.candidate_set_measurements, candidate, **measure(model, data.input_shape, device))
     rule = get_early_stopping(search.early_stopping, search.early_stopping_settings)
+    curves = SearchCurves(search.id)
     n_train = max(1, int(len(data.x_train) * recipe["train_fraction"]))
     for metrics in train_epochs(model, data, recipe, search.epochs, seed=search.seed + candidate.index):
         if beat is not None:
@@ -221,8 +223,8 @@ def _train_claimed(candidate, device, beat) -> str:
             with_db_retry(services.candidate_stop, candidate, reason="Stopped: the search was cancelled.")
             return "cancelled"
         if metrics["epoch"] < search.epochs and not isinstance(rule, NoEarlyStopping):
-            curve, peers = with_db_retry(services.candidate_curves, candidate, up_to_epoch=metrics["epoch"])
-            decision = rule.decide(curve, peers)
+            with_db_retry(curves.update)
+            decision = rule.decide(*curves.of(candidate.id, up_to_epoch=metrics["epoch"]))
             if decision.stop:
                 with_db_retry(services.candidate_prune, candidate, reason=decision.reason)
                 return "pruned"

@@ -14,7 +14,7 @@ from nasweb.celery import app as celery_app
 from .. import events
 from .bundles import (BUNDLE_STALE_SECONDS, BUNDLE_TASK, bundle_fail, bundle_progress, bundle_ready,
                       bundle_request, bundle_start)
-from .candidates import (candidate_claim, candidate_curves, candidate_fail, candidate_finish, candidate_metrics,
+from .candidates import (candidate_claim, candidate_fail, candidate_finish, candidate_metrics,
                          candidate_note, candidate_prune, candidate_set_measurements, candidate_stop, oneshot_finish)
 from .controller import _strategy_for, score_spec, search_advance, search_history
 from .datasets import dataset_delete, dataset_upload
@@ -30,7 +30,7 @@ __all__ = [
     "ADVANCE_TASK", "API_TOKEN_PREFIX", "BUNDLE_STALE_SECONDS", "BUNDLE_TASK", "EPOCH_LOCK_NAMESPACE", "LIMITS",
     "MAX_ACTIVE_API_TOKENS", "ONE_SHOT", "TRAIN_TASK", "ValidationError", "api_token_create", "api_token_digest",
     "api_token_revoke", "api_token_touch", "bundle_fail", "bundle_progress", "bundle_ready", "bundle_request",
-    "bundle_start", "candidate_claim", "candidate_curves", "candidate_fail", "candidate_finish",
+    "bundle_start", "candidate_claim", "candidate_fail", "candidate_finish",
     "candidate_metrics", "candidate_note", "candidate_prune", "candidate_set_measurements", "candidate_stop",
     "candidates_requeue_stale", "celery_app", "dataset_delete", "dataset_upload", "epoch_record", "events",
     "oneshot_finish", "queue_repair", "score_spec", "search_advance", "search_cancel", "search_clone",

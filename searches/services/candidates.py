@@ -5,7 +5,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import events
-from ..models import Candidate, EpochMetric, Search
+from ..models import Candidate, Search
 from ..nas import get_space, pareto
 from .enqueue import _enqueue_advance
 
@@ -116,15 +116,3 @@ def oneshot_finish(candidate: Candidate, *, proposals: list[dict], extra: dict) 
 def candidate_prune(candidate: Candidate, *, reason: str) -> bool:
     """End a candidate an early-stopping rule judged hopeless; the reason says why."""
     return _candidate_end(candidate, Candidate.State.PRUNED, stop_reason=reason[:500])
-
-
-def candidate_curves(candidate: Candidate, *, up_to_epoch: int) -> tuple[list[float], list[list[float]]]:
-    """The candidate's validation curve and its peers' curves up to ``up_to_epoch``
-    (what an early-stopping rule decides on)."""
-    rows = (EpochMetric.objects.filter(search_id=candidate.search_id, epoch__lte=up_to_epoch)
-            .order_by("candidate_id", "epoch").values_list("candidate_id", "val_accuracy"))
-    curves: dict[int, list[float]] = {}
-    for cid, value in rows:
-        curves.setdefault(cid, []).append(value)
-    own = curves.pop(candidate.id, [])
-    return own, list(curves.values())
