@@ -21,7 +21,6 @@ from searches.nas.oneshot import (DartsSupernet, SharedSupernet, darts_derive, d
                                   supernet_train_step)
 
 from . import datasets
-from .training import recipe_for, with_db_retry
 
 # How many architectures the supernet ranks with its shared weights (strategy setting "pool").
 SUPERNET_POOL = 200
@@ -45,30 +44,50 @@ def _loss_and_accuracy(forward, x, y, batch_size=512):
     return loss / max(len(x), 1), correct / max(len(x), 1)
 
 
-def run_job(candidate, device, beat) -> str:
+@dataclasses.dataclass
+class _Job:
+    candidate: object
+    data: object
+    recipe: dict
+    gen: torch.Generator
+    beat: object
+    retry: object  # calls a service through the worker's database retry
+
+    def record_epoch(self, epoch, seconds, train_loss, train_acc, val_loss, val_acc) -> bool:
+        """Record one epoch; False (and the job stopped) once its search was cancelled."""
+        if self.beat is not None:
+            self.beat.epoch_done(len(self.data.x_train) / max(seconds, 1e-9))
+        if self.retry(services.epoch_record, self.candidate, epoch=epoch, train_loss=train_loss,
+                      train_accuracy=train_acc, val_loss=val_loss, val_accuracy=val_acc, seconds=seconds):
+            return True
+        self.retry(services.candidate_stop, self.candidate, reason="Stopped: the search was cancelled.")
+        return False
+
+
+def run_job(candidate, device, beat, *, recipe: dict, retry) -> str:
+    """Run a claimed one-shot job with the search's training ``recipe``; ``retry(service, ...)``
+    calls a service the way the worker does (``training.with_db_retry``)."""
     search = candidate.search
-    recipe = recipe_for(search.train_settings)
     data = datasets.on_device(datasets.load(search.dataset, search.seed, str(settings.DATA_DIR),
                                             resolution=recipe["resolution"]), device)
     n_train = max(2, int(len(data.x_train) * recipe["train_fraction"]))  # the data proxy applies here too
     data = dataclasses.replace(data, x_train=data.x_train[:n_train], y_train=data.y_train[:n_train])
     space = CellSpace(**search.space_settings)
-    gen = torch.Generator().manual_seed(int(search.seed))
+    job = _Job(candidate, data, recipe, torch.Generator().manual_seed(int(search.seed)), beat, retry)
+    supernet = DartsSupernet if candidate.kind == "darts" else SharedSupernet
+    net = supernet(space.ops, space.channels, data.input_shape, data.num_classes, space.cells_per_stage).to(device)
     if candidate.kind == "darts":
-        net = DartsSupernet(space.ops, space.channels, data.input_shape, data.num_classes,
-                            space.cells_per_stage).to(device)
-        proposals, extra = _run_darts(net, data, recipe, search, candidate, gen, beat)
+        proposals, extra = _run_darts(net, search, job)
     else:
-        net = SharedSupernet(space.ops, space.channels, data.input_shape, data.num_classes,
-                             space.cells_per_stage).to(device)
-        proposals, extra = _run_supernet(net, space, data, recipe, search, candidate, gen, beat)
+        proposals, extra = _run_supernet(net, space, search, job)
     if proposals is None:
         return "cancelled"
-    with_db_retry(services.oneshot_finish, candidate, proposals=proposals, extra=extra)
+    retry(services.oneshot_finish, candidate, proposals=proposals, extra=extra)
     return "finished"
 
 
-def _run_darts(net, data, recipe, search, candidate, gen, beat):
+def _run_darts(net, search, job: _Job):
+    data, recipe, gen, candidate = job.data, job.recipe, job.gen, job.candidate
     # DARTS learns weights on one half of the training split and alpha on the other.
     half = len(data.x_train) // 2
     x_w, y_w, x_a, y_a = data.x_train[:half], data.y_train[:half], data.x_train[half:], data.y_train[half:]
@@ -86,21 +105,16 @@ def _run_darts(net, data, recipe, search, candidate, gen, beat):
         train_loss, train_acc = _loss_and_accuracy(net, x_w, y_w)
         weights = darts_edge_weights(net)
         history.append(weights)
-        if beat is not None:
-            beat.epoch_done(len(data.x_train) / max(seconds, 1e-9))
-        keep_going = with_db_retry(
-            services.epoch_record, candidate, epoch=epoch, train_loss=train_loss, train_accuracy=train_acc,
-            val_loss=val_loss, val_accuracy=val_acc, seconds=seconds)
-        if not keep_going:
-            with_db_retry(services.candidate_stop, candidate, reason="Stopped: the search was cancelled.")
+        if not job.record_epoch(epoch, seconds, train_loss, train_acc, val_loss, val_acc):
             return None, None
-        with_db_retry(services.candidate_note, candidate, key="edge_weights", value=history,
+        job.retry(services.candidate_note, candidate, key="edge_weights", value=history,
                       event={"type": "alpha", "candidate": candidate.id, "epoch": epoch, "weights": weights})
     arch = darts_derive(net)
     return [arch], {"edge_weights": history, "derived": arch, "skip_collapse": is_skip_collapse(arch)}
 
 
-def _run_supernet(net, space, data, recipe, search, candidate, gen, beat):
+def _run_supernet(net, space, search, job: _Job):
+    data, recipe, gen = job.data, job.recipe, job.gen
     optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, weight_decay=3e-4)
     rng = random.Random(f"supernet:{search.seed}")
     for epoch in range(1, search.epochs + 1):
@@ -113,11 +127,7 @@ def _run_supernet(net, space, data, recipe, search, candidate, gen, beat):
         net.eval()
         train_loss, train_acc = _loss_and_accuracy(lambda x: net(x, probe), data.x_train, data.y_train)
         val_loss, val_acc = _loss_and_accuracy(lambda x: net(x, probe), data.x_val, data.y_val)
-        if beat is not None:
-            beat.epoch_done(len(data.x_train) / max(seconds, 1e-9))
-        if not with_db_retry(services.epoch_record, candidate, epoch=epoch, train_loss=train_loss,
-                             train_accuracy=train_acc, val_loss=val_loss, val_accuracy=val_acc, seconds=seconds):
-            with_db_retry(services.candidate_stop, candidate, reason="Stopped: the search was cancelled.")
+        if not job.record_epoch(epoch, seconds, train_loss, train_acc, val_loss, val_acc):
             return None, None
     # Rank a pool of distinct architectures with the shared weights; the best get retrained.
     pool_rng = random.Random(f"pool:{search.seed}")

@@ -24,7 +24,7 @@ from searches import services, storage
 from searches.nas.early_stopping import NoEarlyStopping, get_early_stopping
 from searches.nas.measure import count_flops, count_params, measure_latency_ms
 
-from . import checkpoints, datasets, devices, heartbeat
+from . import checkpoints, datasets, devices, heartbeat, oneshot
 from .curves import SearchCurves
 
 log = logging.getLogger(__name__)
@@ -202,11 +202,10 @@ def run_candidate(candidate_id: int, worker: str | None = None) -> str:
 
 
 def _train_claimed(candidate, device, beat) -> str:
-    if candidate.kind != "train":
-        from . import oneshot
-        return oneshot.run_job(candidate, device, beat)
     search = candidate.search
     recipe = recipe_for(search.train_settings)
+    if candidate.kind != "train":
+        return oneshot.run_job(candidate, device, beat, recipe=recipe, retry=with_db_retry)
     data = datasets.on_device(datasets.load(search.dataset, search.seed, str(settings.DATA_DIR),
                                             resolution=recipe["resolution"]), device)
     # A text space is sized to the data's vocabulary; these settings go into the checkpoint.

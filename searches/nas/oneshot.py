@@ -69,16 +69,25 @@ class DartsCell(nn.Module):
         return nodes[-1]
 
 
-class DartsSupernet(nn.Module):
-    """A continuous relaxation of ``CellSpace(ops, cells_per_stage, channels)``."""
+class _Supernet(nn.Module):
+    """What both supernets share: the macro network of ``CellSpace(ops, cells_per_stage,
+    channels)`` around cells that ``make_cell(ops, channels)`` builds."""
 
-    def __init__(self, ops=ALL_OPS, channels: int = 16, input_shape=(3, 32, 32),
-                 num_classes: int = 10, cells_per_stage: int = 1):
+    def __init__(self, ops, channels, input_shape, num_classes, cells_per_stage, make_cell, track_stats=True):
         super().__init__()
         self.space = CellSpace(ops, cells_per_stage, channels)
         self.ops = self.space.ops
         self.stem, self.blocks, self.head = skeleton(
-            input_shape, channels, cells_per_stage, num_classes, lambda c: DartsCell(self.ops, c))
+            input_shape, channels, cells_per_stage, num_classes, lambda c: make_cell(self.ops, c),
+            track_stats=track_stats)
+
+
+class DartsSupernet(_Supernet):
+    """A continuous relaxation of ``CellSpace(ops, cells_per_stage, channels)``."""
+
+    def __init__(self, ops=ALL_OPS, channels: int = 16, input_shape=(3, 32, 32),
+                 num_classes: int = 10, cells_per_stage: int = 1):
+        super().__init__(ops, channels, input_shape, num_classes, cells_per_stage, DartsCell)
         # Small random values: near-uniform mixing at the start, but no exact ties.
         self.alpha = nn.Parameter(1e-3 * torch.randn(len(EDGES), len(self.ops)))
 
@@ -171,17 +180,12 @@ class SharedCell(nn.Module):
         return nodes[-1]
 
 
-class SharedSupernet(nn.Module):
+class SharedSupernet(_Supernet):
     """All architectures of ``CellSpace(ops, cells_per_stage, channels)`` in one set of weights."""
 
     def __init__(self, ops=ALL_OPS, channels: int = 16, input_shape=(3, 32, 32),
                  num_classes: int = 10, cells_per_stage: int = 1):
-        super().__init__()
-        self.space = CellSpace(ops, cells_per_stage, channels)
-        self.ops = self.space.ops
-        self.stem, self.blocks, self.head = skeleton(
-            input_shape, channels, cells_per_stage, num_classes,
-            lambda c: SharedCell(self.ops, c), track_stats=False)
+        super().__init__(ops, channels, input_shape, num_classes, cells_per_stage, SharedCell, track_stats=False)
 
     def forward(self, x, arch: dict):
         return _run_blocks(self, x, self.space.validate(arch))
