@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from . import events
 from .models import Candidate, EpochMetric, Search, Worker
-from .nas import get_space
+from .nas import get_space, pareto
 from .services import state_counts
 
 ENDED = [s.value for s in Candidate.ENDED_STATES]
@@ -440,13 +440,7 @@ SCATTER_METRICS = {"params": "param_count", "flops": "flops", "latency": "latenc
 
 def pareto_front_ids(points: list[tuple], metric_index: int) -> set[int]:
     """Ids on the 2-D front of (max accuracy, min cost) among ``(id, accuracy, costs...)``."""
-    usable = sorted((p for p in points if p[metric_index] is not None), key=lambda p: (p[metric_index], -p[1]))
-    front, best = set(), None
-    for p in usable:
-        if best is None or p[1] > best:
-            front.add(p[0])
-            best = p[1]
-    return front
+    return {p[0] for p in pareto.front_2d(points, value=lambda p: p[1], cost=lambda p: p[metric_index])}
 
 
 def scatter_points(search: Search, x: str = "params", limit: int = 2000) -> dict:
@@ -462,8 +456,9 @@ def scatter_points(search: Search, x: str = "params", limit: int = 2000) -> dict
             ORDER BY index""", [search.id, Candidate.State.FINISHED])
         rows = cursor.fetchall()
     total = len(rows)
+    front = [r[0] for r in pareto.front_2d(rows, value=lambda r: r[1], cost=lambda r: r[2])]  # cheapest first
     if total > limit:
-        keep = pareto_front_ids(rows, 2) | {r[0] for r in rows if r[4]}
+        keep = set(front) | {r[0] for r in rows if r[4]}
         keep |= {r[0] for r in sorted(rows, key=lambda r: -r[1])[:limit // 4]}
         room = max(0, limit - len(keep))
         step = max(1, -(-total // max(1, room)))
@@ -474,6 +469,8 @@ def scatter_points(search: Search, x: str = "params", limit: int = 2000) -> dict
         "finished": Candidate.objects.filter(search_id=search.id, state=Candidate.State.FINISHED).count(),
         "points": [{"id": r[0], "best_val_accuracy": r[1], column: r[2], "index": r[3], "on_pareto_front": r[4]}
                    for r in rows],
+        # Ids on the front of (most accurate, least x), cheapest first: the page draws it as is.
+        "front": front,
     }
 
 

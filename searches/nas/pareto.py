@@ -89,9 +89,43 @@ def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
 
 
 def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
-    """Indices (ascending) of the points no other point dominates."""
+    """Indices (ascending) of the points no other point dominates.
+
+    Two objectives (the usual case: accuracy against a cost) take one sort and a sweep,
+    so a 50,000-candidate search's front is quick; more take the pairwise comparison.
+    """
+    if points and all(len(p) == 2 for p in points):
+        return _front_2d(points)
     return [i for i, p in enumerate(points)
             if not any(dominates(q, p) for j, q in enumerate(points) if j != i)]
+
+
+def _front_2d(points: Sequence[Sequence[float]]) -> list[int]:
+    # Best first coordinate first; among equal ones only those with the group's best second
+    # coordinate can be on the front, and they are if no better first coordinate had a
+    # second one as good. Equal points dominate nothing, so all of them stay.
+    order = sorted(range(len(points)), key=lambda i: (-points[i][0], -points[i][1]))
+    front, best_before = [], -math.inf
+    start = 0
+    while start < len(order):
+        first = points[order[start]][0]
+        end = start
+        while end < len(order) and points[order[end]][0] == first:
+            end += 1
+        top = points[order[start]][1]
+        if top > best_before:
+            front.extend(i for i in order[start:end] if points[i][1] == top)
+            best_before = top
+        start = end
+    return sorted(front)
+
+
+def front_2d(items: Sequence, value, cost) -> list:
+    """The items on the front of (most ``value``, least ``cost``), cheapest first: the step
+    line a scatter of accuracy against a cost draws. Items missing either are left out."""
+    usable = [item for item in items if value(item) is not None and cost(item) is not None]
+    front = [usable[i] for i in pareto_front([(value(item), -cost(item)) for item in usable])]
+    return sorted(front, key=lambda item: (cost(item), -value(item)))
 
 
 def non_dominated_sort(points: Sequence[Sequence[float]]) -> list[list[int]]:

@@ -254,3 +254,14 @@ def test_workers_silent_past_the_timeout_are_lost_and_others_candidates_stay_hid
     assert for_alice["gpu0@a"]["candidate"]["id"] == cand.id
     for_bob = {w["name"]: w for w in selectors.worker_rows_for(bob, now=now)}
     assert for_bob["gpu0@a"]["candidate"] is None and for_bob["gpu0@a"]["busy"]
+
+
+def test_the_scatter_sends_its_front_cheapest_first_for_the_page_to_draw(alice):
+    search = make_search(alice, n=80, running=0, queued=0)
+    data = selectors.scatter_points(search, "flops", limit=10_000)
+    by_id = {p["id"]: p for p in data["points"]}
+    rows = [(p["id"], p["best_val_accuracy"], p["flops"]) for p in data["points"]]
+    assert data["front"] and set(data["front"]) == selectors.pareto_front_ids(rows, 2)
+    costs = [by_id[i]["flops"] for i in data["front"]]
+    accuracies = [by_id[i]["best_val_accuracy"] for i in data["front"]]
+    assert costs == sorted(costs) and accuracies == sorted(accuracies)  # a step line up and to the right

@@ -65,3 +65,21 @@ def test_score_reads_one_objective_a_list_or_a_reward():
     assert score(metrics, reward) == pytest.approx(0.9 * 2 ** -0.07)
     with pytest.raises(KeyError):
         score(metrics, "test_acc")
+
+
+def test_the_two_objective_front_is_the_pairwise_one_ties_and_duplicates_included():
+    import random
+
+    from searches.nas.pareto import dominates as dom
+    rng = random.Random(3)
+    for _ in range(200):
+        points = [(rng.randint(0, 6), rng.randint(0, 6)) for _ in range(rng.randint(0, 25))]
+        pairwise = [i for i, p in enumerate(points) if not any(dom(q, p) for j, q in enumerate(points) if j != i)]
+        assert pareto_front(points) == pairwise
+
+
+def test_front_2d_lists_the_step_line_cheapest_first_and_skips_missing_values():
+    from searches.nas.pareto import front_2d
+    points = [(1, 0.9, 100), (2, 0.8, 50), (3, 0.85, 120), (4, 0.95, 400), (5, 0.7, None), (6, None, 10)]
+    front = front_2d(points, value=lambda p: p[1], cost=lambda p: p[2])
+    assert [p[0] for p in front] == [2, 1, 4]
