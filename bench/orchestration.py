@@ -118,13 +118,14 @@ class Ours:
         return claimed - start, time.perf_counter() - claimed
 
     def parts(self) -> Parts:
-        from searches import events, services
+        from searches import events, selectors, services
         from searches.nas.strategy import RandomSearch
+        from searches.services import controller
 
         parts = Parts()
-        parts.wrap(services, "search_history", "read history (ORM -> Trials)")
+        parts.wrap(controller, "search_history", "read history (ORM -> Trials)")  # where the controller calls it
         parts.wrap(RandomSearch, "ask", "strategy ask")
-        parts.wrap(services, "state_counts", "state counts (GROUP BY)")
+        parts.wrap(selectors, "state_counts", "state counts (GROUP BY)")
         parts.wrap(services.celery_app, "send_task", "Celery enqueue")
         parts.wrap(events, "_send", "events to Redis")
         parts.wrap(services, "candidate_claim", "claim")

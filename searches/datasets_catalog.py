@@ -26,6 +26,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from .selectors_deliverables import ready_upload, ready_uploads
+
 _MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -114,9 +116,7 @@ def dataset_info(name: str, owner=None, data_dir: Path | None = None) -> Dataset
         folder = data_dir / "images" / rest
         return _folder_info(rest, folder) if folder.is_dir() else None
     if prefix == "upload" and rest.isdigit() and owner is not None and getattr(owner, "pk", None):
-        from .models import Dataset
-
-        row = Dataset.objects.filter(pk=int(rest), owner=owner, state=Dataset.State.READY).first()
+        row = ready_upload(int(rest), owner=owner)
         return upload_info(row) if row is not None else None
     return None
 
@@ -135,10 +135,7 @@ def available_datasets(owner=None, data_dir: Path | None = None) -> list[Dataset
         infos += [_folder_info(p.name, p) for p in sorted(image_dir.iterdir())
                   if p.is_dir() and DISK_NAME.match(p.name)]
     if owner is not None and getattr(owner, "pk", None):
-        from .models import Dataset
-
-        infos += [upload_info(row) for row in
-                  Dataset.objects.filter(owner=owner, state=Dataset.State.READY).order_by("name", "id")]
+        infos += [upload_info(row) for row in ready_uploads(owner)]
     return infos
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django import forms
 
+from . import selectors
 from .datasets_catalog import available_datasets, dataset_info
 from .models import Search
 from .nas import SPACES, STRATEGIES
@@ -66,7 +67,7 @@ class SearchForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["early_stopping"].choices = [(n, cls.label or n) for n, cls in EARLY_STOPPING.items()]
         if user is not None:
-            self.fields["warm_start"].queryset = Search.objects.filter(owner=user, state=Search.State.FINISHED)
+            self.fields["warm_start"].queryset = selectors.warm_start_choices(user)
         self._user = user  # uploads are offered to, and accepted from, their owner only
         self.fields["dataset"].choices = _dataset_choices(user)
         self.fields["space"].choices = [(n, cls.label or n) for n, cls in SPACES.items()]

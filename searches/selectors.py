@@ -13,11 +13,22 @@ from django.urls import reverse
 from django.utils import timezone
 
 from . import events
+from .datasets_catalog import available_datasets
 from .models import Candidate, EpochMetric, Search, Worker
 from .nas import get_space, pareto
-from .services import state_counts
+from .selectors_deliverables import (api_token_digest, api_token_get_for, api_token_lookup, api_tokens_for,  # noqa: F401
+                                     bundle_of, dataset_get_for, dataset_searches, datasets_for, ready_bundle_path,
+                                     ready_upload, ready_uploads)
 
 ENDED = [s.value for s in Candidate.ENDED_STATES]
+
+
+def state_counts(search_id: int) -> dict:
+    """How many of the search's candidates are in each state (every state present)."""
+    rows = Candidate.objects.filter(search_id=search_id).values("state").annotate(n=Count("id"))
+    counts = {state: 0 for state in Candidate.State.values}
+    counts.update({r["state"]: r["n"] for r in rows})
+    return counts
 
 
 def search_list_for(user):
@@ -557,13 +568,37 @@ def worker_rows_for(user, *, now=None) -> list[dict]:
     return rows
 
 
-# --- deliverables: bundles, API tokens, API reads ------------------------------------
+# --- deliverables and API reads (bundles, tokens, uploads: selectors_deliverables) -----
 
-def bundle_of(candidate: Candidate):
-    """The candidate's bundle row, or None before the first request."""
-    from .models import Bundle
+def search_done_count(search: Search) -> int:
+    """How many of the search's candidates ended (the list annotates it; a single search reads it)."""
+    if hasattr(search, "done"):
+        return search.done
+    return search.candidates.filter(state__in=Candidate.ENDED_STATES).count()
 
-    return Bundle.objects.filter(candidate_id=candidate.id).first()
+
+def search_best_accuracy(search: Search) -> float | None:
+    if hasattr(search, "best_accuracy"):
+        return search.best_accuracy
+    best = search.candidates.exclude(best_val_accuracy=None).order_by("-best_val_accuracy").first()
+    return best.best_val_accuracy if best else None
+
+
+def candidate_epochs(candidate: Candidate):
+    """Every epoch row of the candidate, in order."""
+    return candidate.epoch_metrics.order_by("epoch")
+
+
+def delete_summary(search: Search) -> dict:
+    """What deleting the search takes with it, for the page that asks to confirm."""
+    counts = state_counts(search.id)
+    return {"candidates": sum(counts.values()), "running": counts.get("running", 0),
+            "checkpoints": search.candidates.exclude(checkpoint_path="").count()}
+
+
+def warm_start_choices(user):
+    """The user's finished searches a new search may start warm from."""
+    return Search.objects.filter(owner=user, state=Search.State.FINISHED)
 
 
 def best_candidate_for(user, search_id: int) -> Candidate:
@@ -574,45 +609,6 @@ def best_candidate_for(user, search_id: int) -> Candidate:
     return best
 
 
-def ready_bundle_path(candidate: Candidate):
-    """The zip of the candidate's current, ready bundle, or 404 saying what to do."""
-    from . import storage
-    from .models import Bundle
-
-    bundle = bundle_of(candidate)
-    if bundle is None or bundle.state != Bundle.State.READY or not bundle.is_current:
-        raise Http404("This candidate has no ready bundle: request one first.")
-    if not storage.exists(bundle.path):
-        raise Http404("The bundle file is gone from the checkpoint storage: request the bundle again.")
-    return bundle, bundle.path
-
-
-def api_token_lookup(key: str):
-    """The active token with this key, with its owner, or None."""
-    from .models import ApiToken
-    from .services import api_token_digest
-
-    if not key or len(key) > 200:
-        return None
-    return (ApiToken.objects.select_related("owner")
-            .filter(key_hash=api_token_digest(key), revoked_at__isnull=True, owner__is_active=True).first())
-
-
-def api_tokens_for(user):
-    from .models import ApiToken
-
-    return ApiToken.objects.filter(owner=user).order_by("revoked_at", "-created_at", "-id")
-
-
-def api_token_get_for(user, token_id: int):
-    from .models import ApiToken
-
-    token = ApiToken.objects.filter(owner=user, pk=token_id).first()
-    if token is None:
-        raise Http404("No such token.")
-    return token
-
-
 def search_detail_for(user, search_id: int) -> Search:
     """The user's search with its progress annotations (as in the list), or 404."""
     search = search_list_for(user).filter(pk=search_id).first()
@@ -621,32 +617,8 @@ def search_detail_for(user, search_id: int) -> Search:
     return search
 
 
-def datasets_for(user):
-    """The user's uploaded data sets (ready and refused), newest first."""
-    from .models import Dataset
-
-    return Dataset.objects.filter(owner=user).order_by("-created_at", "-id")
-
-
-def dataset_get_for(user, dataset_id: int):
-    """The user's own uploaded data set, or 404 (another user's is as absent as a missing one)."""
-    from .models import Dataset
-
-    dataset = Dataset.objects.filter(owner=user, pk=dataset_id).first()
-    if dataset is None:
-        raise Http404("No such data set.")
-    return dataset
-
-
-def dataset_searches(dataset):
-    """The owner's searches that train on ``dataset``, newest first."""
-    return Search.objects.filter(owner_id=dataset.owner_id, dataset=dataset.catalog_name).order_by("-created_at")
-
-
 def disk_datasets():
     """Data sets an administrator put under DATA_DIR (text files, image folders), with availability."""
-    from .datasets_catalog import available_datasets
-
     return [(info, *info.availability()) for info in available_datasets() if info.kind in ("text", "folder")]
 
 

@@ -173,11 +173,8 @@ def search_delete(request, search_id: int):
         removed = services.search_delete(search)
         messages.info(request, f"Deleted “{name}” and {removed} checkpoint file{'s' if removed != 1 else ''}.")
         return redirect("search_list")
-    counts = services.state_counts(search.id)
-    return render(request, "searches/search_confirm_delete.html", {
-        "search": search, "candidates": sum(counts.values()), "running": counts.get("running", 0),
-        "checkpoints": search.candidates.exclude(checkpoint_path="").count(),
-    })
+    return render(request, "searches/search_confirm_delete.html",
+                  {"search": search, **selectors.delete_summary(search)})
 
 
 @login_required

@@ -224,9 +224,10 @@ def resolve(name: str, data_dir: str) -> tuple[str, Path]:
             raise ValueError(f"data set {name!r}: no folder {folder}")
         return "folder", folder
     if prefix == "upload" and rest.isdigit():
-        from searches.models import Dataset
+        from searches.models import Dataset  # Django only for uploads
+        from searches.selectors_deliverables import ready_upload
 
-        row = Dataset.objects.filter(pk=int(rest), state=Dataset.State.READY).first()
+        row = ready_upload(int(rest))
         if row is None:
             raise ValueError(f"the uploaded data set #{rest} was deleted")
         path = Path(row.path)

@@ -14,9 +14,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from searches import selectors
 from searches.forms import SearchForm
 from searches.models import ApiToken, Bundle, Candidate, EpochMetric, Search
-from searches.services import state_counts
 
 
 def make_search_form(data=None, *, user=None) -> SearchForm:
@@ -117,22 +117,17 @@ class SearchSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.INT)
     def get_done(self, search):
-        if hasattr(search, "done"):
-            return search.done
-        return search.candidates.filter(state__in=Candidate.ENDED_STATES).count()
+        return selectors.search_done_count(search)
 
     @extend_schema_field(serializers.FloatField(allow_null=True))
     def get_best_accuracy(self, search):
-        if hasattr(search, "best_accuracy"):
-            return search.best_accuracy
-        best = search.candidates.exclude(best_val_accuracy=None).order_by("-best_val_accuracy").first()
-        return best.best_val_accuracy if best else None
+        return selectors.search_best_accuracy(search)
 
     @extend_schema_field(serializers.DictField(child=serializers.IntegerField()))
     def get_counts(self, search):
         if not self.context.get("with_counts", True):
             return None
-        return state_counts(search.id)
+        return selectors.state_counts(search.id)
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, search):
@@ -204,11 +199,11 @@ class CandidateDetailSerializer(CandidateSerializer):
 
     @extend_schema_field(EpochSerializer(many=True))
     def get_curve(self, candidate):
-        return EpochSerializer(candidate.epoch_metrics.order_by("epoch"), many=True).data
+        return EpochSerializer(selectors.candidate_epochs(candidate), many=True).data
 
     @extend_schema_field(BundleSerializer(allow_null=True))
     def get_bundle(self, candidate):
-        bundle = Bundle.objects.filter(candidate=candidate).first()
+        bundle = selectors.bundle_of(candidate)
         if bundle is None:
             return None
         bundle.candidate = candidate

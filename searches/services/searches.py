@@ -9,10 +9,10 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import CASCADE, SET_NULL, Count
+from django.db.models import CASCADE, SET_NULL
 from django.utils import timezone
 
-from .. import events
+from .. import events, selectors
 from ..datasets_catalog import dataset_info
 from ..models import Candidate, EpochMetric, Search
 from ..nas import get_space, get_strategy, pareto
@@ -32,16 +32,9 @@ def _task_of(space) -> str:
     return {"image": "image-classification", "text": "text-classification"}[getattr(space, "modality", "image")]
 
 
-def state_counts(search_id: int) -> dict:
-    rows = Candidate.objects.filter(search_id=search_id).values("state").annotate(n=Count("id"))
-    counts = {state: 0 for state in Candidate.State.values}
-    counts.update({r["state"]: r["n"] for r in rows})
-    return counts
-
-
 def _publish_search(search: Search, counts: dict | None = None) -> None:
     events.publish_on_commit(search.id, events.search_event(
-        search, counts if counts is not None else state_counts(search.id)))
+        search, counts if counts is not None else selectors.state_counts(search.id)))
 
 
 # --- searches -------------------------------------------------------------

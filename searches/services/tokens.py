@@ -1,7 +1,6 @@
 """Personal API tokens: create, revoke, note their use."""
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import timedelta
 
@@ -10,15 +9,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ..models import ApiToken
+from ..selectors_deliverables import api_token_digest
 
 
 API_TOKEN_PREFIX = "nas_"
 MAX_ACTIVE_API_TOKENS = 50
-
-
-def api_token_digest(key: str) -> str:
-    """What is stored of a token key: its SHA-256 (keys are 256 random bits, so no slow hash)."""
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def api_token_create(*, owner, name: str):

@@ -6,9 +6,10 @@ each run (printed), and gets a demo search only while it has none.
 import secrets
 import string
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
+
+from searches import selectors, services
 
 DEMO_SEARCH = {
     "name": "Demo: digits, chain space, random search",
@@ -30,18 +31,13 @@ class Command(BaseCommand):
         parser.add_argument("--no-search", action="store_true", help="do not create the demo search")
 
     def handle(self, *args, username, password, no_search, **options):
-        from searches.models import Search
-        from searches.services import search_create
-
         password = password or "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(16))
         with transaction.atomic():
-            user, created = get_user_model().objects.get_or_create(username=username)
-            user.set_password(password)
-            user.save()
+            user, created = services.user_set_password(username=username, password=password)
             search = None
-            if not no_search and not Search.objects.filter(owner=user).exists():
+            if not no_search and not selectors.search_list_for(user).exists():
                 # The controller task is enqueued when this transaction commits.
-                search = search_create(owner=user, **DEMO_SEARCH)
+                search = services.search_create(owner=user, **DEMO_SEARCH)
 
         self.stdout.write(f"{'created' if created else 'reset the password of'} user {username!r}")
         if search is not None:
