@@ -1,18 +1,21 @@
 """Cost of a network: parameters, multiply-accumulates and latency.
 
-``count_flops`` is an estimate: it counts the multiply-accumulates (MACs) of
-the layers that dominate the cost (convolutions, linear layers, recurrent
-layers, attention) for one sample, seen through forward hooks. Norms,
-activations, pooling and additions are left out; so is anything done with
-plain tensor functions outside those modules.
+``count_flops`` is an estimate: the multiply-accumulates (MACs) of one sample's
+forward pass as ``torch.utils.flop_counter.FlopCounterMode`` counts them, that is
+the matrix products, convolutions and attention, wherever they happen (recurrent
+layers are matrix products too). Norms, activations, pooling and additions are
+left out.
 """
 from __future__ import annotations
 
+import copy
+import math
 import statistics
 import time
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
@@ -30,82 +33,42 @@ def example_input(model: nn.Module, input_shape, batch: int = 1, device=None) ->
     return torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(device)
 
 
-def _conv_macs(module, inputs, output):
-    per_output = module.in_channels // module.groups
-    for k in module.kernel_size:
-        per_output *= k
-    return output[0].numel() * per_output  # output[0]: one sample
+def _sdpa_cpu_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
-def _linear_macs(module, inputs, output):
-    return output[0].numel() * module.in_features
+def _mkldnn_rnn_layer_flop(input_shape, w_ih_shape, w_hh_shape, *args, out_shape=None, **kwargs) -> int:
+    # One layer, one direction: every time step of every sequence multiplies the input by
+    # the input weights and the hidden state by the hidden weights (all gates at once).
+    tokens = math.prod(input_shape[:-1])
+    return 2 * tokens * (math.prod(w_ih_shape) + math.prod(w_hh_shape))
 
 
-def _rnn_macs(module, inputs, output):
-    x = inputs[0]
-    # A packed sequence holds exactly the real (unpadded) time steps of the batch.
-    if isinstance(x, nn.utils.rnn.PackedSequence):
-        steps = x.data.shape[0] / x.batch_sizes[0].item()
-    else:
-        steps = x.shape[1] if module.batch_first else x.shape[0]
-    gates = 3 if isinstance(module, nn.GRU) else 4 if isinstance(module, nn.LSTM) else 1
-    directions = 2 if module.bidirectional else 1
-    macs, in_size = 0, module.input_size
-    for _ in range(module.num_layers):
-        macs += directions * gates * (in_size + module.hidden_size) * module.hidden_size
-        in_size = module.hidden_size * directions
-    return int(steps * macs)
-
-
-def _attention_macs(module, inputs, output):
-    query, key = inputs[0], inputs[1]
-    # Sequence lengths; the batch is dimension 0 or 1 depending on batch_first.
-    q_len = query.shape[1] if module.batch_first else query.shape[0]
-    k_len = key.shape[1] if module.batch_first else key.shape[0]
-    e = module.embed_dim
-    projections = q_len * e * e + k_len * e * (module.kdim + module.vdim)  # q, k, v
-    scores_and_mix = 2 * q_len * k_len * e
-    return projections + scores_and_mix + q_len * e * e  # + output projection
-
-
-# Matched with isinstance, so subclasses of these layers count too.
-_MACS = (((nn.Conv1d, nn.Conv2d, nn.Conv3d), _conv_macs), (nn.Linear, _linear_macs),
-         (nn.RNNBase, _rnn_macs), (nn.MultiheadAttention, _attention_macs))
-
-
-def _counter(module):
-    return next((count for kind, count in _MACS if isinstance(module, kind)), None)
+# Fused CPU kernels the library's counter has no formula for (it counts their CUDA
+# counterparts, and the matrix products an unfused layer is made of).
+_EXTRA_FORMULAS = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu_flop,
+    torch.ops.aten.mkldnn_rnn_layer: _mkldnn_rnn_layer_flop,
+}
 
 
 def count_flops(model: nn.Module, input_shape) -> int:
     """Estimated multiply-accumulates of one forward pass of one sample (see module docs)."""
-    total = 0
-
-    def hook_for(counter):
-        def hook(module, inputs, output):
-            nonlocal total
-            total += int(counter(module, inputs, output))
-        return hook
-
-    # The attention module's own output projection is counted by _attention_macs.
-    inside_attention = {id(m) for a in model.modules() if isinstance(a, nn.MultiheadAttention)
-                        for m in a.modules() if m is not a}
-    handles = [m.register_forward_hook(hook_for(_counter(m)))
-               for m in model.modules()
-               if _counter(m) is not None and id(m) not in inside_attention]
+    device = next(model.parameters(), torch.empty(0)).device
+    if device.type != "cpu":  # cuDNN's fused recurrent kernel has no formula: count the CPU way
+        model = copy.deepcopy(model).cpu()
+        device = torch.device("cpu")
     was_training = model.training
     model.eval()
+    counter = FlopCounterMode(display=False, custom_mapping=_EXTRA_FORMULAS)
     try:
         # Grad stays enabled on purpose: under no_grad, eval-mode transformer layers take a
-        # fused fast path that never calls their submodules, and the hooks would see nothing.
-        with torch.enable_grad():
-            device = next(model.parameters(), torch.empty(0)).device
+        # fused fast path that no formula covers.
+        with torch.enable_grad(), counter:
             model(example_input(model, input_shape, 1, device))
     finally:
-        for handle in handles:
-            handle.remove()
         model.train(was_training)
-    return total
+    return counter.get_total_flops() // 2  # the counter counts a multiply-accumulate as 2
 
 
 def measure_latency_ms(model: nn.Module, input_shape, device="cpu", repeats: int = 20,

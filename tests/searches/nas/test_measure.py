@@ -71,3 +71,24 @@ def test_latency_is_a_positive_median_and_keeps_the_mode():
     assert isinstance(latency, float) and latency > 0
     assert model.training
     assert model[1].num_batches_tracked.item() == 0  # ran in eval mode: no BatchNorm updates
+
+
+def test_flopcountermode_counts_what_the_hooks_counted_for_every_space():
+    from searches.nas import get_space
+
+    from flops_reference import hook_macs  # tests/searches/nas, on the path like factories
+
+    checked = 0
+    for name, shape in (("chain", (3, 32, 32)), ("cell", (3, 32, 32)), ("mobile", (3, 32, 32)), ("text", (10,))):
+        space = TextSpace(vocab_size=50) if name == "text" else get_space(name)
+        rng = random.Random(1)
+        for _ in range(8):
+            model = space.build(space.sample(rng), shape, 10)
+            assert count_flops(model, shape) == hook_macs(model, shape), (name, model)
+            checked += 1
+    for encoder in ("gru", "transformer"):  # the text space's recurrent and attention encoders
+        model = space.build(space.validate({**space.sample(random.Random(0)), "encoder": encoder}), (10,), 3)
+        assert count_flops(model, (10,)) == hook_macs(model, (10,)) > 0
+    lstm = SequenceModel(nn.LSTM(4, 8, batch_first=True, num_layers=2, bidirectional=True))  # a fused CPU kernel
+    assert count_flops(lstm, (5, 4)) == hook_macs(lstm, (5, 4)) == 11520
+    assert checked == 32
