@@ -22,6 +22,7 @@ same ``read_text_table`` so the worker and the upload form agree on what is vali
 from __future__ import annotations
 
 import codecs
+import copy
 import csv
 import io
 import json
@@ -29,7 +30,6 @@ import os
 import re
 import shutil
 import stat
-import struct
 import tempfile
 import zlib
 import zipfile
@@ -179,26 +179,7 @@ def extract_zip(fileobj, dest: Path, *, max_bytes: int, max_files: int) -> int:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
         raise UploadError(f"The file is not a valid zip archive ({exc}).") from exc
     with archive:
-        members = archive.infolist()
-        files = []
-        for info in members:
-            parts = member_parts(info.filename)
-            kind = _member_type(info)
-            if kind == "link":
-                raise UploadError(f"The archive member {info.filename!r} is a symbolic link; links are refused.")
-            if kind == "special":
-                raise UploadError(f"The archive member {info.filename!r} is not a regular file; refused.")
-            if info.flag_bits & 0x1:
-                raise UploadError(f"The archive member {info.filename!r} is encrypted; upload an unencrypted zip.")
-            if not parts or parts[0] in _IGNORED_PARTS or any(p.startswith(".") for p in parts):
-                continue
-            if kind == "dir":
-                _inside(root, dest.joinpath(*parts)).mkdir(parents=True, exist_ok=True)
-                continue
-            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                raise UploadError(f"The archive member {info.filename!r} uses compression method "
-                                  f"{info.compress_type}; only stored and deflated members are accepted.")
-            files.append((info, parts))
+        files = _files_to_extract(archive, root, dest)
         if len(files) > max_files:
             raise UploadError(f"The archive holds {len(files):,} files; the limit is {max_files:,}.")
         declared = sum(info.file_size for info, _ in files)
@@ -207,29 +188,68 @@ def extract_zip(fileobj, dest: Path, *, max_bytes: int, max_files: int) -> int:
                               f"{human_size(max_bytes)}.")
         total = 0
         for info, parts in files:
-            target = _inside(root, dest.joinpath(*parts))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            written, crc = 0, 0
-            try:
-                out = open(target, "xb")
-            except FileExistsError:
-                raise UploadError(f"The archive holds {info.filename!r} twice.") from None
-            with out:
-                for chunk in _inflate(fileobj, info):
-                    written += len(chunk)
-                    total += len(chunk)
-                    if written > info.file_size:
-                        raise UploadError(f"The archive member {info.filename!r} expands beyond its declared size "
-                                          f"of {human_size(info.file_size)} (a zip bomb?); refused.")
-                    if total > max_bytes:
-                        raise UploadError(f"The archive expands to more than the limit of "
-                                          f"{human_size(max_bytes)}; refused.")
-                    crc = zlib.crc32(chunk, crc)
-                    out.write(chunk)
-            if written != info.file_size or crc != info.CRC:
-                raise UploadError(f"The archive member {info.filename!r} is corrupt (its size or checksum "
-                                  f"does not match); make the zip again.")
+            total = _extract_member(archive, info, _inside(root, dest.joinpath(*parts)), total, max_bytes)
         return total
+
+
+def _files_to_extract(archive: zipfile.ZipFile, root: Path, dest: Path) -> list:
+    """(info, path parts) of the members to write; makes the folders; refuses what must not land."""
+    files = []
+    for info in archive.infolist():
+        parts = member_parts(info.filename)
+        kind = _member_type(info)
+        if kind == "link":
+            raise UploadError(f"The archive member {info.filename!r} is a symbolic link; links are refused.")
+        if kind == "special":
+            raise UploadError(f"The archive member {info.filename!r} is not a regular file; refused.")
+        if info.flag_bits & 0x1:
+            raise UploadError(f"The archive member {info.filename!r} is encrypted; upload an unencrypted zip.")
+        if not parts or parts[0] in _IGNORED_PARTS or any(p.startswith(".") for p in parts):
+            continue
+        if kind == "dir":
+            _inside(root, dest.joinpath(*parts)).mkdir(parents=True, exist_ok=True)
+            continue
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise UploadError(f"The archive member {info.filename!r} uses compression method "
+                              f"{info.compress_type}; only stored and deflated members are accepted.")
+        files.append((info, parts))
+    return files
+
+
+def _extract_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, total: int,
+                    max_bytes: int) -> int:
+    """Write one member to ``target`` as it really expands; returns the archive's bytes so far.
+
+    ``ZipFile.open`` checks the CRC at the end of the member and stops at the size the
+    header declares; it is told one read more than that, so a member that expands beyond
+    its header (a lying zip bomb) shows here, before the CRC check of a cut-off member.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    probe = copy.copy(info)
+    probe.file_size = info.file_size + CHUNK + 1
+    written = 0
+    try:
+        out = open(target, "xb")
+    except FileExistsError:
+        raise UploadError(f"The archive holds {info.filename!r} twice.") from None
+    try:
+        with out, archive.open(probe) as member:
+            while chunk := member.read(CHUNK):
+                written += len(chunk)
+                total += len(chunk)
+                if written > info.file_size:
+                    raise UploadError(f"The archive member {info.filename!r} expands beyond its declared size "
+                                      f"of {human_size(info.file_size)} (a zip bomb?); refused.")
+                if total > max_bytes:
+                    raise UploadError(f"The archive expands to more than the limit of "
+                                      f"{human_size(max_bytes)}; refused.")
+                out.write(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise UploadError(f"The archive member {info.filename!r} is corrupt ({exc}); make the zip again.") from exc
+    if written != info.file_size:
+        raise UploadError(f"The archive member {info.filename!r} is corrupt (its size or checksum "
+                          f"does not match); make the zip again.")
+    return total
 
 
 def _inside(root: Path, path: Path) -> Path:
@@ -238,49 +258,6 @@ def _inside(root: Path, path: Path) -> Path:
     if resolved != root and root not in resolved.parents:
         raise UploadError(f"The archive member {path.name!r} would land outside the upload folder; refused.")
     return path
-
-
-def _inflate(fp, info: zipfile.ZipInfo):
-    """The member's bytes as they really expand, whatever its header declares."""
-    fp.seek(info.header_offset)
-    header = fp.read(30)
-    if len(header) != 30 or header[:4] != b"PK\x03\x04":
-        raise UploadError(f"The archive member {info.filename!r} is corrupt (no local header).")
-    name_len, extra_len = struct.unpack("<HH", header[26:30])
-    fp.seek(info.header_offset + 30 + name_len + extra_len)
-    remaining = info.compress_size
-
-    def raw_chunks():
-        nonlocal remaining
-        while remaining > 0:
-            chunk = fp.read(min(CHUNK, remaining))
-            if not chunk:
-                raise UploadError(f"The archive member {info.filename!r} is truncated.")
-            remaining -= len(chunk)
-            yield chunk
-
-    if info.compress_type == zipfile.ZIP_STORED:
-        yield from raw_chunks()
-        return
-    inflater = zlib.decompressobj(-15)
-    try:
-        for data in raw_chunks():
-            while data:
-                out = inflater.decompress(data, CHUNK)
-                if out:
-                    yield out
-                data = inflater.unconsumed_tail
-                if inflater.eof:
-                    break
-            if inflater.eof:
-                break
-        tail = inflater.flush()
-        if tail:
-            yield tail
-    except zlib.error as exc:
-        raise UploadError(f"The archive member {info.filename!r} is corrupt ({exc}).") from exc
-    if not inflater.eof:
-        raise UploadError(f"The archive member {info.filename!r} is truncated.")
 
 
 def _content_root(folder: Path) -> Path:
