@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection
@@ -15,7 +13,10 @@ from django.utils import timezone
 from . import events
 from .datasets_catalog import available_datasets
 from .models import Candidate, EpochMetric, Search, Worker
-from .nas import get_space, pareto
+from .nas import pareto
+from .selectors_leaderboard import (DEFAULT_SORT, HEAVY_FIELDS, LEADERBOARD_PAGE_SIZE, MAX_PAGE_SIZE,  # noqa: F401
+                                    SORTS, LeaderboardForm, LeaderboardQuery, _light, leaderboard_page,
+                                    leaderboard_queryset, resolve_uses, space_of, uses_options)
 from .selectors_deliverables import (api_token_digest, api_token_get_for, api_token_lookup, api_tokens_for,  # noqa: F401
                                      bundle_of, dataset_get_for, dataset_searches, datasets_for, ready_bundle_path,
                                      ready_upload, ready_uploads)
@@ -152,208 +153,12 @@ def candidate_snapshot(search_id: int, candidate_id: int, after_seq: int = 0) ->
     }
 
 
-# --- the leaderboard: server-side sort, filter and paging ---------------------------
+# --- curves and statistics ---------------------------------------------------------
 
-LEADERBOARD_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 200
 TOP_CURVES = 10
 MAX_TOP_CURVES = 50
 MAX_SELECTED = 50
 MAX_RUNNING = 300
-# Sort keys the page offers -> model fields. Every order ends with ``index`` so that equal
-# values keep one stable order on the server and in the page that merges live updates.
-SORTS = {
-    "best": "best_val_accuracy", "final": "final_val_accuracy", "test": "test_accuracy",
-    "params": "param_count", "flops": "flops", "latency": "latency_ms",
-    "epochs": "epochs_done", "index": "index",
-}
-DEFAULT_SORT = "-best"
-# Columns a leaderboard row never shows: left in the database for the candidate page.
-HEAVY_FIELDS = ("confusion_matrix", "extra")
-
-
-def _light(qs):
-    return qs.defer(*HEAVY_FIELDS)
-
-
-def _getlist(params, key) -> list:
-    if hasattr(params, "getlist"):
-        return params.getlist(key)
-    value = params.get(key, [])
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-def _first(params, key):
-    values = [v for v in _getlist(params, key) if v not in (None, "")]
-    return values[0] if values else None
-
-
-def _float_or_none(value):
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _int_in(value, default: int, low: int, high: int) -> int:
-    try:
-        return max(low, min(high, int(value)))
-    except (TypeError, ValueError):
-        return default
-
-
-@dataclass(frozen=True)
-class LeaderboardQuery:
-    """One view of the leaderboard: sort, filters and page, read forgivingly from a URL's
-    query parameters (a value that makes no sense is dropped, never a 500)."""
-
-    sort: str = DEFAULT_SORT
-    states: tuple = ()
-    acc_min: float | None = None
-    acc_max: float | None = None
-    params_min: float | None = None
-    params_max: float | None = None
-    q: str = ""
-    uses: tuple = ()  # "name[,name...]=<json value>": any of these decisions has that value
-    page: int = 1
-    page_size: int = LEADERBOARD_PAGE_SIZE
-
-    @classmethod
-    def from_params(cls, params) -> LeaderboardQuery:
-        sort = _first(params, "sort") or DEFAULT_SORT
-        if sort.lstrip("-") not in SORTS:
-            sort = DEFAULT_SORT
-        states = tuple(dict.fromkeys(s for s in _getlist(params, "state") if s in Candidate.State.values))
-        return cls(
-            sort=sort, states=states,
-            acc_min=_float_or_none(_first(params, "acc_min")), acc_max=_float_or_none(_first(params, "acc_max")),
-            params_min=_float_or_none(_first(params, "params_min")),
-            params_max=_float_or_none(_first(params, "params_max")),
-            q=(_first(params, "q") or "").strip()[:200],
-            uses=tuple(dict.fromkeys(u for u in _getlist(params, "uses") if u and "=" in u))[:10],
-            page=_int_in(_first(params, "page"), 1, 1, 10**7),
-            page_size=_int_in(_first(params, "page_size"), LEADERBOARD_PAGE_SIZE, 1, MAX_PAGE_SIZE),
-        )
-
-    def as_dict(self) -> dict:
-        return {"sort": self.sort, "state": list(self.states), "acc_min": self.acc_min, "acc_max": self.acc_max,
-                "params_min": self.params_min, "params_max": self.params_max, "q": self.q,
-                "uses": list(self.uses), "page": self.page, "page_size": self.page_size}
-
-    @property
-    def filtered(self) -> bool:
-        return bool(self.states or self.q or self.uses) or any(
-            v is not None for v in (self.acc_min, self.acc_max, self.params_min, self.params_max))
-
-
-def _strict_choice(decision, value):
-    """The choice of ``decision`` equal to ``value`` (a JSON ``true`` is not the choice ``1``)."""
-    for choice in decision.choices:
-        if choice == value and isinstance(choice, bool) == isinstance(value, bool):
-            return choice
-    raise ValueError
-
-
-def resolve_uses(space, uses) -> list[tuple[tuple[str, ...], object]]:
-    """``"e1_0,e2_0=\\"conv3x3\\""`` -> ``(("e1_0", "e2_0"), "conv3x3")``; entries naming an
-    unknown decision or a value that is not one of its choices are dropped."""
-    decisions = {d.name: d for d in space.decisions}
-    resolved = []
-    for item in uses:
-        names_text, _, value_text = item.partition("=")
-        try:
-            value = json.loads(value_text)
-            names = tuple(n for n in names_text.split(",") if n)
-            if not names or any(n not in decisions for n in names):
-                raise ValueError
-            typed = [_strict_choice(decisions[n], value) for n in names]  # a choice of every one named
-            resolved.append((names, typed[0]))
-        except (ValueError, TypeError):
-            continue
-    return resolved
-
-
-def uses_options(space) -> list[dict]:
-    """The "uses" filter's choices for one space: each decision's values, and, where several
-    decisions share one set of choices (the six edges of a cell), "any of them" first."""
-    groups: dict[tuple, list[str]] = {}
-    for d in space.decisions:
-        groups.setdefault(tuple(json.dumps(c) for c in d.choices), []).append(d.name)
-    options = []
-    for choices, names in groups.items():
-        if len(names) > 1:
-            label = f"any of {names[0]}…{names[-1]}"
-            options += [{"value": f"{','.join(names)}={c}", "label": f"{label} = {json.loads(c)}"} for c in choices]
-    for d in space.decisions:
-        options += [{"value": f"{d.name}={json.dumps(c)}", "label": f"{d.name} = {c}"} for c in d.choices]
-    return options
-
-
-def space_of(search: Search):
-    try:
-        return get_space(search.space, search.space_settings)
-    except (ValueError, TypeError):
-        return None
-
-
-def leaderboard_queryset(search: Search, query: LeaderboardQuery):
-    """The search's candidates filtered and ordered as ``query`` says; every filter is
-    scoped by ``search_id`` first, so each one reads one search through its indexes."""
-    qs = Candidate.objects.filter(search_id=search.id)
-    if query.states:
-        qs = qs.filter(state__in=query.states)
-    if query.acc_min is not None:
-        qs = qs.filter(best_val_accuracy__gte=query.acc_min)
-    if query.acc_max is not None:
-        qs = qs.filter(best_val_accuracy__lte=query.acc_max)
-    if query.params_min is not None:
-        qs = qs.filter(param_count__gte=query.params_min)
-    if query.params_max is not None:
-        qs = qs.filter(param_count__lte=query.params_max)
-    if query.q:
-        qs = qs.filter(genotype__icontains=query.q)
-    space = space_of(search) if query.uses else None
-    for names, value in (resolve_uses(space, query.uses) if space else []):
-        any_of = Q()
-        for name in names:
-            any_of |= Q(arch__contains={name: value})
-        qs = qs.filter(any_of)
-    field = SORTS[query.sort.lstrip("-")]
-    order = F(field).desc(nulls_last=True) if query.sort.startswith("-") else F(field).asc(nulls_last=True)
-    return qs.order_by(order, "index") if field != "index" else qs.order_by(order)
-
-
-def leaderboard_page(search: Search, query: LeaderboardQuery | None = None) -> dict:
-    """One page of the leaderboard: at most ``page_size`` rows, whatever the search's size.
-    A page past the end shows the last.
-
-    Sorted by validation accuracy (the default), the candidates that have one are read through
-    the ``(search, -best_val_accuracy)`` index and those without one follow by index, so the
-    first pages cost a few index reads even at 50,000 candidates. Other keys sort in Postgres.
-    """
-    query = query or LeaderboardQuery()
-    qs = leaderboard_queryset(search, query)
-    field = SORTS[query.sort.lstrip("-")]
-    size = query.page_size
-    total = qs.count()
-    if field == "best_val_accuracy":  # an index-only count, like the total's
-        scored = qs.filter(best_val_accuracy__isnull=False).count()
-    pages = max(1, -(-total // size))
-    page = min(query.page, pages)
-    offset = (page - 1) * size
-    if field == "best_val_accuracy":
-        best = F(field).desc() if query.sort.startswith("-") else F(field).asc()
-        found = list(_light(qs.filter(best_val_accuracy__isnull=False).order_by(best, "index"))[offset:offset + size]
-                     if offset < scored else [])
-        if len(found) < size:
-            start = max(0, offset - scored)
-            found += list(_light(qs.filter(best_val_accuracy__isnull=True).order_by("index"))
-                          [start:start + size - len(found)])
-    else:
-        found = list(_light(qs)[offset:offset + size])
-    return {"rows": [events.candidate_data(c) for c in found], "total": total, "page": page, "pages": pages,
-            "page_size": size, "offset": offset, "query": dict(query.as_dict(), page=page)}
 
 
 def top_candidate_ids(search_id: int, n: int = TOP_CURVES) -> list[int]:
