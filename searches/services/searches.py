@@ -39,11 +39,8 @@ def _publish_search(search: Search, counts: dict | None = None) -> None:
 
 # --- searches -------------------------------------------------------------
 
-def search_create(*, owner, name, dataset, space, strategy, max_candidates, epochs, parallel=1,
-                  seed=None, space_settings=None, strategy_settings=None, train_settings=None,
-                  objective="val_accuracy", objectives=None, early_stopping="none",
-                  early_stopping_settings=None, warm_start=None) -> Search:
-    """Create a search and ask the controller to start it once committed."""
+def _rule_errors(early_stopping, early_stopping_settings, objectives) -> dict:
+    """What is wrong with a new search's early-stopping rule and objectives."""
     errors = {}
     try:
         get_early_stopping(early_stopping, early_stopping_settings)
@@ -57,17 +54,12 @@ def search_create(*, owner, name, dataset, space, strategy, max_candidates, epoc
             errors["objectives"] = f"Unknown metric {unknown[0]!r}; choose from {sorted(known)}."
     except (ValueError, TypeError) as exc:
         errors["objectives"] = str(exc)
-    if warm_start is not None and (warm_start.owner_id != owner.id or warm_start.space != space):
-        errors["warm_start"] = "Warm start from one of your own searches over the same search space."
-    if not str(name or "").strip():
-        errors["name"] = "Give the search a name."
-    info = dataset_info(dataset, owner=owner)  # an upload is known only to its owner
-    if info is None:
-        errors["dataset"] = f"Unknown data set {dataset!r}."
-    for field, value in (("max_candidates", max_candidates), ("epochs", epochs), ("parallel", parallel)):
-        low, high = LIMITS[field]
-        if not isinstance(value, int) or not low <= value <= high:
-            errors[field] = f"Must be a whole number from {low} to {high}."
+    return errors
+
+
+def _space_errors(space, space_settings, strategy, strategy_settings, info, max_candidates) -> dict:
+    """What is wrong with a new search's space and strategy, and with them together with its data."""
+    errors = {}
     try:
         space_obj = get_space(space, space_settings)
     except (ValueError, TypeError) as exc:
@@ -86,6 +78,27 @@ def search_create(*, owner, name, dataset, space, strategy, max_candidates, epoc
     if "space" not in errors and isinstance(max_candidates, int) and max_candidates > space_obj.size():
         errors["max_candidates"] = (f"The {space} space has at most {space_obj.size()} architectures; "
                                     f"ask for fewer candidates.")
+    return errors
+
+
+def search_create(*, owner, name, dataset, space, strategy, max_candidates, epochs, parallel=1,
+                  seed=None, space_settings=None, strategy_settings=None, train_settings=None,
+                  objective="val_accuracy", objectives=None, early_stopping="none",
+                  early_stopping_settings=None, warm_start=None) -> Search:
+    """Create a search and ask the controller to start it once committed."""
+    errors = _rule_errors(early_stopping, early_stopping_settings, objectives)
+    if warm_start is not None and (warm_start.owner_id != owner.id or warm_start.space != space):
+        errors["warm_start"] = "Warm start from one of your own searches over the same search space."
+    if not str(name or "").strip():
+        errors["name"] = "Give the search a name."
+    info = dataset_info(dataset, owner=owner)  # an upload is known only to its owner
+    if info is None:
+        errors["dataset"] = f"Unknown data set {dataset!r}."
+    for field, value in (("max_candidates", max_candidates), ("epochs", epochs), ("parallel", parallel)):
+        low, high = LIMITS[field]
+        if not isinstance(value, int) or not low <= value <= high:
+            errors[field] = f"Must be a whole number from {low} to {high}."
+    errors.update(_space_errors(space, space_settings, strategy, strategy_settings, info, max_candidates))
     if seed is not None and (not isinstance(seed, int) or not 0 <= seed < 2**63):
         errors["seed"] = "The seed is a whole number from 0."
     if errors:
