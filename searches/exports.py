@@ -19,7 +19,8 @@ from django.core.handlers.asgi import ASGIRequest
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import StreamingHttpResponse
 
-from .models import Candidate, EpochMetric, Search
+from . import selectors
+from .models import Search
 
 BATCH = 2000
 KINDS = ("candidates", "epochs")
@@ -36,25 +37,9 @@ EPOCH_HEADER = ["candidate_id", "candidate_index", "epoch", "seq", "train_loss",
 CANDIDATE_HEADER = CANDIDATE_FIELDS + ["duration_seconds"]
 
 
-def batches(queryset, key: str, fields: list[str], size: int = BATCH) -> Iterator[list[tuple]]:
-    """``fields`` of every row of ``queryset`` in ``key`` order, ``size`` rows per query.
-    ``key`` must be unique within the queryset and be the first of ``fields``."""
-    last = None
-    while True:
-        qs = queryset if last is None else queryset.filter(**{f"{key}__gt": last})
-        rows = list(qs.order_by(key).values_list(*fields)[:size])
-        if not rows:
-            return
-        yield rows
-        last = rows[-1][0]
-        if len(rows) < size:
-            return
-
-
 def _candidate_rows(search_id: int, size: int):
-    qs = Candidate.objects.filter(search_id=search_id)
     fields = ["index"] + [f for f in CANDIDATE_FIELDS if f != "index"]
-    for rows in batches(qs, "index", fields, size):
+    for rows in selectors.candidate_rows_in_batches(search_id, fields, size):
         out = []
         for row in rows:
             record = dict(zip(fields, row))
@@ -65,9 +50,8 @@ def _candidate_rows(search_id: int, size: int):
 
 
 def _epoch_rows(search_id: int, size: int):
-    qs = EpochMetric.objects.filter(search_id=search_id)
     fields = ["seq"] + [f for f in EPOCH_FIELDS if f != "seq"]
-    for rows in batches(qs, "seq", fields, size):
+    for rows in selectors.epoch_rows_in_batches(search_id, fields, size):
         out = []
         for row in rows:
             record = dict(zip(fields, row))

@@ -18,8 +18,9 @@ from .selectors_leaderboard import (DEFAULT_SORT, HEAVY_FIELDS, LEADERBOARD_PAGE
                                     SORTS, LeaderboardForm, LeaderboardQuery, _light, leaderboard_page,
                                     leaderboard_queryset, resolve_uses, space_of, uses_options)
 from .selectors_deliverables import (api_token_digest, api_token_get_for, api_token_lookup, api_tokens_for,  # noqa: F401
-                                     bundle_of, dataset_get_for, dataset_searches, datasets_for, ready_bundle_path,
-                                     ready_upload, ready_uploads)
+                                     bundle_of, candidate_rows_in_batches, dataset_get_for, dataset_searches,
+                                     datasets_for, epoch_rows_in_batches, ready_bundle_path, ready_upload,
+                                     ready_uploads)
 
 ENDED = [s.value for s in Candidate.ENDED_STATES]
 

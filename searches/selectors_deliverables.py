@@ -6,11 +6,12 @@ its own so that ``datasets_catalog`` and the services can use it without the res
 from __future__ import annotations
 
 import hashlib
+from typing import Iterator
 
 from django.http import Http404
 
 from . import storage
-from .models import ApiToken, Bundle, Candidate, Dataset, Search
+from .models import ApiToken, Bundle, Candidate, Dataset, EpochMetric, Search
 
 
 def api_token_digest(key: str) -> str:
@@ -79,3 +80,30 @@ def dataset_get_for(user, dataset_id: int):
 def dataset_searches(dataset):
     """The owner's searches that train on ``dataset``, newest first."""
     return Search.objects.filter(owner_id=dataset.owner_id, dataset=dataset.catalog_name).order_by("-created_at")
+
+
+# --- exports: every row of a search, a batch per indexed query -------------------------
+
+def keyset_batches(queryset, key: str, fields: list[str], size: int) -> Iterator[list[tuple]]:
+    """``fields`` of every row of ``queryset`` in ``key`` order, ``size`` rows per query.
+    ``key`` must be unique within the queryset and be the first of ``fields``."""
+    last = None
+    while True:
+        qs = queryset if last is None else queryset.filter(**{f"{key}__gt": last})
+        rows = list(qs.order_by(key).values_list(*fields)[:size])
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][0]
+        if len(rows) < size:
+            return
+
+
+def candidate_rows_in_batches(search_id: int, fields: list[str], size: int) -> Iterator[list[tuple]]:
+    """``fields`` (``index`` first) of the search's candidates, by index."""
+    return keyset_batches(Candidate.objects.filter(search_id=search_id), "index", fields, size)
+
+
+def epoch_rows_in_batches(search_id: int, fields: list[str], size: int) -> Iterator[list[tuple]]:
+    """``fields`` (``seq`` first) of the search's epochs, by sequence number."""
+    return keyset_batches(EpochMetric.objects.filter(search_id=search_id), "seq", fields, size)
