@@ -6,9 +6,11 @@ genotype string are defined once here and shared by every space.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +39,20 @@ def _matching_choice(decision: Decision, value: Any):
     raise InvalidArchitecture(f"{decision.name}={value!r} is not one of {list(decision.choices)}")
 
 
+# What each network a space built was built from: (space name, space settings, arch,
+# input shape, number of classes). A model bundle rebuilds the network from it.
+BUILT_FROM: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _remembering(build):
+    @functools.wraps(build)
+    def build_and_remember(self, arch, input_shape, num_classes):
+        model = build(self, arch, input_shape, num_classes)
+        BUILT_FROM[model] = (self.name, self.settings(), dict(arch), tuple(input_shape), int(num_classes))
+        return model
+    return build_and_remember
+
+
 class SearchSpace:
     """Base class: subclasses set ``name`` and ``decisions`` and implement ``build``.
 
@@ -50,6 +66,11 @@ class SearchSpace:
     # What the built network eats: "image" (float N,C,H,W) or "text" (long N,L token ids).
     modality: str = "image"
     decisions: list[Decision] = []
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "build" in cls.__dict__:
+            cls.build = _remembering(cls.__dict__["build"])
 
     # --- what a subclass provides -------------------------------------
     def build(self, arch: dict, input_shape: tuple, num_classes: int) -> nn.Module:

@@ -109,8 +109,17 @@ class Opaque(torch.nn.Module):
 
 
 def test_what_cannot_be_written_as_source_is_refused_with_the_reason():
-    with pytest.raises(bundle_source.SourceError, match="Opaque.fn holds a callable"):
+    # model.py rebuilds what a search space built; any other network is refused, saying why.
+    with pytest.raises(bundle_source.SourceError, match="Sequential was not built by a search space"):
         bundle_source.model_source(torch.nn.Sequential(Opaque()), docstring="x")
+
+
+def test_the_shipped_space_modules_import_only_torch_and_the_standard_library():
+    assert set(bundle_source.space_sources()) == set(bundle_source.SPACE_MODULES)
+    with pytest.raises(bundle_source.SourceError, match="imports 'django.conf'"):
+        bundle_source.check_imports("cell", "from .space import SearchSpace\nfrom django.conf import settings\n")
+    with pytest.raises(bundle_source.SourceError, match="imports '..registry'"):
+        bundle_source.check_imports("cell", "from ..registry import SPACES\n")
 
 
 # --- whole bundles ---------------------------------------------------------------------
