@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django.db.models import CASCADE, SET_NULL
 from django.utils import timezone
 
-from .. import events, selectors
+from .. import events, selectors, storage
 from ..datasets_catalog import dataset_info
 from ..models import Candidate, EpochMetric, Search
 from ..nas import get_space, get_strategy, pareto
@@ -189,8 +189,6 @@ def search_resume(search: Search) -> Search:
 
 
 def _remove_checkpoints(paths: list[str], folder) -> None:
-    from .. import storage
-
     for path in paths:
         storage.delete(path)
     if folder is not None and Path(folder).is_dir():
