@@ -133,17 +133,19 @@ start_private_postgres() {
             echo "initdb failed; see $log" >&2; tail -n 20 "$log" >&2; return 1; }
     fi
     if as_pg "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
-        # Left running by an earlier run that did not stop it: take it over.
+        # Running already (another make demo, or one that did not stop): share it, and
+        # leave it running at the end, since this shell did not start it.
         port="$(sed -n 4p "$data/postmaster.pid")"
+        echo "  already running on port $port (another run's); it stays running"
     else
         port="$(free_port)"
         # synchronous_commit=off: a crash may lose the last few commits, never corrupts.
         as_pg "$bin/pg_ctl" -D "$data" -l "$log" -w -t 60 \
             -o "-c listen_addresses=127.0.0.1 -p $port -k '$sock' -c synchronous_commit=off" start >/dev/null || {
             echo "Postgres did not start; see $log" >&2; tail -n 20 "$log" >&2; return 1; }
+        PRIVATE_PG_DATA="$data"
+        PRIVATE_PG_BIN="$bin"
     fi
-    PRIVATE_PG_DATA="$data"
-    PRIVATE_PG_BIN="$bin"
     "$PY" - "postgres://nasweb@127.0.0.1:$port/postgres" <<'PY' || return 1
 import sys
 import psycopg2
@@ -160,14 +162,24 @@ PY
 }
 
 start_private_redis() {
-    local port i bin
+    local port i bin dir="$SERVICES_DIR/redis"
     bin="$(redis_server_bin)" || return 1
-    mkdir -p "$SERVICES_DIR/redis"
+    mkdir -p "$dir"
+    # One server per data folder: two writing the same append-only file would spoil it.
+    if [ -s "$dir/port" ] && redis_answers "redis://127.0.0.1:$(cat "$dir/port")/0" 2>/dev/null \
+        && [ "$("$PY" -c 'import redis, sys; print(redis.Redis(port=int(sys.argv[1])).config_get("dir")["dir"])' \
+                "$(cat "$dir/port")" 2>/dev/null)" = "$(cd "$dir" && pwd -P)" ]; then
+        REDIS_URL="redis://127.0.0.1:$(cat "$dir/port")/0"
+        export REDIS_URL
+        echo "  already running on port $(cat "$dir/port") (another run's); it stays running"
+        return 0
+    fi
     port="$(free_port)"
     echo "  $("$bin" --version | cut -d' ' -f1-3) from $bin"
     "$bin" --bind 127.0.0.1 --port "$port" --save "" --appendonly yes \
-        --dir "$SERVICES_DIR/redis" --logfile "$SERVICES_DIR/redis.log" --daemonize no </dev/null &
+        --dir "$dir" --logfile "$SERVICES_DIR/redis.log" --daemonize no </dev/null &
     PRIVATE_REDIS_PID=$!
+    echo "$port" >"$dir/port"
     REDIS_URL="redis://127.0.0.1:$port/0"
     export REDIS_URL
     for i in $(seq 50); do
