@@ -40,22 +40,23 @@ def scenario_output(stdout: str) -> dict:
 
 
 @pytest.fixture
-def services_dir():
-    """Where the embedded servers keep their data: a folder the unprivileged user that runs
-    Postgres under root can enter (pytest's tmp_path is private to root)."""
+def open_dir():
+    """A folder the unprivileged user that runs Postgres under root can enter, for the
+    servers' data and the PATH (pytest's tmp_path is private to root)."""
     path = Path(tempfile.mkdtemp(prefix="nasweb-embedded-"))
     path.chmod(0o755)
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
 
-def test_the_embedded_pair_runs_a_search_and_keeps_its_data_across_a_restart(tmp_path, services_dir):
+def test_the_embedded_pair_runs_a_search_and_keeps_its_data_across_a_restart(tmp_path, open_dir):
     closed_pg, closed_redis = free_port(), free_port()  # nothing listens there
+    services_dir = open_dir / "services"
     env = {k: v for k, v in os.environ.items()
            if k not in {"TEST_REDIS_URL", "TEST_DB_NAME", "CHANNEL_PREFIX", "DJANGO_SETTINGS_MODULE"}}
     env.update(DATABASE_URL=f"postgres://root@127.0.0.1:{closed_pg}/nasweb",
                REDIS_URL=f"redis://127.0.0.1:{closed_redis}/0", SERVICES_DIR=str(services_dir),
-               PATH=path_without_servers(tmp_path / "bin"), CHECKPOINT_DIR=str(tmp_path / "checkpoints"),
+               PATH=path_without_servers(open_dir / "bin"), CHECKPOINT_DIR=str(tmp_path / "checkpoints"),
                LOG_DIR=str(tmp_path / "logs"))
     logs = tmp_path / "logs"
     logs.mkdir()
