@@ -113,6 +113,23 @@ start_private_postgres() {
         mkdir -p "$base"; chmod 755 "$base"
         echo "  ($PG_OS_USER cannot enter $SERVICES_DIR; the private Postgres lives in $base)"
     fi
+    # Likewise for the binaries: a .venv under /root is out of its reach; use a copy (~40 MB),
+    # laid out as in site-packages (the binaries find their libraries in ../../../<package>.libs).
+    if [ -n "$PG_OS_USER" ] && ! as_pg test -x "$bin/postgres"; then
+        local install pkg copy
+        install="$(dirname "$bin")"
+        pkg="$(dirname "$install")"
+        copy="$base/pg$major-binaries"
+        if ! as_pg test -x "$copy/$(basename "$pkg")/$(basename "$install")/bin/postgres"; then
+            rm -rf "$copy"
+            mkdir -p "$copy/$(basename "$pkg")"
+            cp -a "$install" "$copy/$(basename "$pkg")/"
+            if [ -d "$pkg.libs" ]; then cp -a "$pkg.libs" "$copy/"; fi
+            chmod -R go+rX "$copy"
+        fi
+        bin="$copy/$(basename "$pkg")/$(basename "$install")/bin"
+        echo "  ($PG_OS_USER cannot reach the Postgres binaries in .venv; using a copy in $copy)"
+    fi
     data="$base/pg"
     log="$base/postgres.log"
     sock="$base/pgsock"
