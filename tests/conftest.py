@@ -16,7 +16,7 @@ from scripts.prereqs import CHROMIUM, browser_problem
 # The slow tier (make test runs it, make test-fast leaves it out): each marker
 # is registered in pytest.ini and also brings "slow". A test gets one by the
 # fixtures it uses, by where it lives, or by saying so (pytest.mark.<name>).
-SLOW_MARKERS = {"browser", "worker", "faults", "oneshot", "fuzz", "cli", "embedded"}
+SLOW_MARKERS = {"browser", "worker", "faults", "oneshot", "fuzz", "cli", "embedded", "training"}
 FIXTURE_MARKERS = {"browser": "browser", "start_celery_worker": "worker", "live_stack": "worker"}
 PATH_MARKERS = {  # relative to tests/; a folder ends with "/"
     "faults/": "faults",
@@ -24,6 +24,14 @@ PATH_MARKERS = {  # relative to tests/; a folder ends with "/"
     "searches/test_form_fuzz.py": "fuzz",
     "searches/api/test_api_schema.py": "fuzz",
     "test_cli.py": "cli",
+}
+TEST_MARKERS = {  # single tests, by node id without parameters
+    # several full training runs in the test process: the bulk of the fast tier's time otherwise;
+    # test_training.py and the rest of test_training_engine.py still train in the fast tier
+    "workers/test_training_engine.py::test_without_a_rule_the_same_candidate_trains_its_full_budget": "training",
+    "workers/test_training_engine.py::test_median_rule_prunes_a_candidate_far_below_its_peers": "training",
+    "workers/test_text_training.py::test_a_generated_text_corpus_trains_a_text_candidate_well_above_chance": "training",
+    "workers/test_text_training.py::test_an_uploaded_image_folder_of_generated_pngs_trains_a_candidate": "training",
 }
 TESTS = Path(__file__).resolve().parent
 FAST_ONLY = "not slow"  # the mark expression of make test-fast
@@ -47,6 +55,8 @@ def pytest_collection_modifyitems(config, items):
         names |= {m.name for m in item.iter_markers()} & SLOW_MARKERS
         if (by_path := _path_marker(Path(str(item.fspath)))):
             names.add(by_path)
+        if (by_name := TEST_MARKERS.get(item.nodeid.split("[")[0].removeprefix("tests/"))):
+            names.add(by_name)
         for name in sorted(names):
             item.add_marker(name)
         if names:
