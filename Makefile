@@ -8,11 +8,12 @@ STAMP  := $(VENV)/.installed
 # The interpreter that creates the venv: python3.11 where there is one.
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 
-.PHONY: help venv demo test bench lint
+.PHONY: help venv demo test test-fast bench lint
 
 help:
 	@echo "make demo   start Postgres/Redis if needed, migrate, create the demo user, run web + workers"
-	@echo "make test   run the whole pytest suite"
+	@echo "make test   run the whole pytest suite (installs Chromium when root; starts Postgres/Redis if needed)"
+	@echo "make test-fast  the suite without the slow tests (browser, workers, faults, ...): the inner loop"
 	@echo "make bench  run bench/run_all.py (QUICK=1 for the short version)"
 	@echo "make lint   syntax checks (bash -n, compileall; ruff when installed)"
 	@echo "make venv   create .venv and install requirements.txt when it changed"
@@ -30,9 +31,14 @@ $(STAMP): requirements.txt | $(PY)
 demo: venv
 	bash scripts/demo.sh
 
+# Both go through scripts/services.sh, the set-up make demo and .ci/run use too.
 # make exits non-zero whenever pytest does (including 5, "no tests collected").
 test: venv
-	$(PY) -m pytest $(PYTEST_ARGS)
+	bash scripts/services.sh --browser -- $(PY) -m pytest $(PYTEST_ARGS)
+
+# -m "not slow" exactly: tests/conftest.py then does not even import the slow-only modules.
+test-fast: venv
+	bash scripts/services.sh -- $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: venv
 	@if [ -f bench/run_all.py ]; then \

@@ -1,14 +1,74 @@
 """Fixtures shared by the suite: users, and real worker / server processes
-started against the test database and the test Redis database."""
+started against the test database and the test Redis database; and the
+test tiers: which tests are slow, marked here so a new test is not forgotten."""
 from __future__ import annotations
 
-import os
 import sys
+from pathlib import Path
 
 import pytest
 import redis
 from django.conf import settings
 from processes import ServiceProcess, free_port, process_env
+
+from scripts.prereqs import CHROMIUM, browser_problem
+
+# The slow tier (make test runs it, make test-fast leaves it out): each marker
+# is registered in pytest.ini and also brings "slow". A test gets one by the
+# fixtures it uses, by where it lives, or by saying so (pytest.mark.<name>).
+SLOW_MARKERS = {"browser", "worker", "faults", "oneshot", "fuzz", "cli", "embedded", "training"}
+FIXTURE_MARKERS = {"browser": "browser", "start_celery_worker": "worker", "live_stack": "worker"}
+PATH_MARKERS = {  # relative to tests/; a folder ends with "/"
+    "faults/": "faults",
+    "workers/test_oneshot_jobs.py": "oneshot",
+    "searches/test_form_fuzz.py": "fuzz",
+    "searches/api/test_api_schema.py": "fuzz",
+    "test_cli.py": "cli",
+}
+TEST_MARKERS = {  # single tests, by node id without parameters
+    # several full training runs in the test process: the bulk of the fast tier's time otherwise;
+    # test_training.py and the rest of test_training_engine.py still train in the fast tier
+    "workers/test_training_engine.py::test_without_a_rule_the_same_candidate_trains_its_full_budget": "training",
+    "workers/test_training_engine.py::test_median_rule_prunes_a_candidate_far_below_its_peers": "training",
+    "workers/test_text_training.py::test_a_generated_text_corpus_trains_a_text_candidate_well_above_chance": "training",
+    "workers/test_text_training.py::test_an_uploaded_image_folder_of_generated_pngs_trains_a_candidate": "training",
+}
+TESTS = Path(__file__).resolve().parent
+FAST_ONLY = "not slow"  # the mark expression of make test-fast
+
+
+def _path_marker(path: Path) -> str | None:
+    try:
+        rel = path.resolve().relative_to(TESTS).as_posix()
+    except ValueError:
+        return None
+    for prefix, marker in PATH_MARKERS.items():
+        if rel == prefix or (prefix.endswith("/") and rel.startswith(prefix)):
+            return marker
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects anything
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        names = {marker for fixture, marker in FIXTURE_MARKERS.items() if fixture in item.fixturenames}
+        names |= {m.name for m in item.iter_markers()} & SLOW_MARKERS
+        if (by_path := _path_marker(Path(str(item.fspath)))):
+            names.add(by_path)
+        if (by_name := TEST_MARKERS.get(item.nodeid.split("[")[0].removeprefix("tests/"))):
+            names.add(by_name)
+        for name in sorted(names):
+            item.add_marker(name)
+        if names:
+            item.add_marker("slow")
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Under make test-fast, do not import modules whose every test is slow (schemathesis,
+    hypothesis and the like cost seconds at collection)."""
+    if config.getoption("markexpr", "") == FAST_ONLY and _path_marker(Path(collection_path)):
+        return True
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +159,6 @@ def live_stack(start_celery_worker, tmp_path, checkpoint_dir):
         server.stop()
 
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -110,10 +169,11 @@ def browser(monkeypatch):
     # Playwright's sync API runs an event loop in the test's thread; the ORM calls
     # these tests make between browser steps are plain blocking calls, safe here.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    problem = browser_problem()
+    if problem:  # the line make test printed, and no traceback
+        pytest.fail(problem, pytrace=False)
     from playwright.sync_api import sync_playwright
 
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver (.ci/run does this)")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield browser

