@@ -21,7 +21,7 @@ import urllib.request
 
 import pytest
 from netns import HostNetwork, netns_unavailable
-from processes import ROOT, PrivatePostgres, ServiceProcess, _server_bin, free_port
+from processes import ROOT, PrivatePostgres, ServiceProcess, _redis_server_bin, _server_bin, free_port
 from s3server import S3Server
 
 pytestmark = [pytest.mark.slow, pytest.mark.worker, pytest.mark.timeout(900)]
@@ -62,7 +62,7 @@ class Stack:
         self.pg = start_postgres(net)
         self.redis_port = free_port()
         self.procs.append(ServiceProcess(
-            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", ip_, "--protected-mode", "no",
+            [_redis_server_bin(), "--port", str(self.redis_port), "--bind", "127.0.0.1", ip_, "--protected-mode", "no",
              "--save", "", "--appendonly", "no", "--dir", str(tmp_path)], os.environ.copy(), tmp_path / "redis.log"))
         self.procs[-1].wait_for_port(self.redis_port, timeout=20)
         self.s3 = S3Server(tmp_path / "moto.log", host=ip_)
