@@ -3,10 +3,10 @@
 A real Daphne server (a child process, as the tests start it) serves
 ``nasweb.asgi`` against the bench database and Redis 13. Writer processes
 (forked, one per "worker") record epochs with ``services.epoch_record``,
-exactly as a training worker does; each call is wrapped in an outer
-transaction whose first on-commit hook takes the commit timestamp, so the
-clock starts when COMMIT has returned, before the service's own hook
-publishes the event. Clients are websocket connections logged in with a
+exactly as a training worker does, with no transaction around the call (one
+would switch off the service's epoch-order lock); the connection's
+``commit`` notes the time, so the clock starts when the service's COMMIT has
+returned, before its on-commit hook publishes the event. Clients are websocket connections logged in with a
 Django session cookie of a bench user, all in one asyncio process, each
 stamping a frame the moment it is read; like the page's script they
 reconnect 0.5 s after a close and ask for what they missed. Every (event,
@@ -109,15 +109,36 @@ def session_cookie(user) -> str:
     return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
 
 
+def stamp_commits() -> list:
+    """Wall-clock times at which this process's COMMITs returned, newest last.
+
+    The writers call ``services.epoch_record`` exactly as the worker does, with no
+    transaction around it (one would disable the service's epoch-order lock). The clock
+    starts when the service's own COMMIT returns: the connection's ``commit`` is wrapped to
+    note the time, before the on-commit hook publishes the event. Only a time is taken.
+    """
+    from django.db import connection
+
+    commits: list[float] = []
+    real_commit = connection.commit
+
+    def commit():
+        real_commit()
+        commits.append(time.time())
+
+    connection.commit = commit
+    return commits
+
+
 def writer(candidate_id: int, epochs: int, interval: float, offset: float, ready, go, start_at, out):
     """One training worker's stream of epochs; puts [(candidate, epoch, committed, published)] on ``out``."""
-    from django.db import transaction
-
     from searches import services
     from searches.models import Candidate
+    from workers.training import with_db_retry
 
     candidate = Candidate.objects.get(id=candidate_id)
-    services.epoch_record(candidate, epoch=1, **METRICS)  # warm-up: connections, before any client joins
+    commits = stamp_commits()
+    with_db_retry(services.epoch_record, candidate, epoch=1, **METRICS)  # warm-up: connections, before any client joins
     ready.put(candidate_id)
     go.wait()
     rng = random.Random(candidate_id)
@@ -127,12 +148,10 @@ def writer(candidate_id: int, epochs: int, interval: float, offset: float, ready
         delay = next_at - time.time()
         if delay > 0:
             time.sleep(delay)
-        commit = []
-        with transaction.atomic():
-            transaction.on_commit(lambda: commit.append(time.time()))  # runs first, right after COMMIT
-            services.epoch_record(candidate, epoch=epoch, **METRICS)
+        del commits[:]
+        with_db_retry(services.epoch_record, candidate, epoch=epoch, **METRICS)  # the worker's call, as it makes it
         published = time.time()  # the service's own hook (group_send to Redis) has run too
-        stamps.append((candidate_id, epoch, commit[0], published))
+        stamps.append((candidate_id, epoch, commits[-1], published))
         next_at += interval * rng.uniform(0.9, 1.1)
     out.put(stamps)
 

@@ -1,22 +1,30 @@
 """Soak: 50 websocket clients watch while 16 simulated workers write epochs as fast as they can.
 
 On loopback only. A real Daphne serves ``nasweb.asgi`` against a throwaway
-database; 16 forked writer processes call ``services.epoch_record`` (the
-worker's own path: row, sequence number, event) in a loop for ``--seconds``;
+database; 16 forked writer processes call ``with_db_retry(services.epoch_record,
+...)`` exactly as the training worker does (row, sequence number, event, under
+the search's epoch-order lock; no transaction around it) in a loop for ``--seconds``;
 50 clients, logged in with a session cookie, watch the same search over
 websockets and reconnect as the page does (asking for what they missed
 after the last sequence number they saw). Reported: epochs written, events
 received per client, sequence numbers each client never got (missing) or
-got after a later one (out of order) — both must be zero — and Daphne's
-resident memory at the start and the end.
+got after a later one (out of order) — both must be zero — the gap fills the
+consumers made (Daphne logs each; 0 when the layer lost nothing), and memory
+over time, sampled every ``--sample-every`` seconds: Daphne's and the writers'
+resident memory, Redis's ``used_memory`` and the bench database's Postgres
+connections (count and their resident memory). "Flat" compares the last
+sample with the first one taken after a tenth of the run (start-up done).
 
     .venv/bin/python bench/soak.py [--quick] [--seconds S] [--clients N] [--writers N]
+    .venv/bin/python bench/soak.py --seconds 600      # the ten-minute soak
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import multiprocessing as mp
+import re
+import threading
 import time
 
 from common import (base_parser, bench_database, bench_user, busy_warning, flush_bench_redis, machine, rounded,
@@ -28,24 +36,99 @@ METRICS = dict(train_loss=1.0, train_accuracy=0.5, val_loss=1.0, val_accuracy=0.
 RECONNECT_S = 0.5
 
 
-def rss_mb(pid: int) -> float:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+FLAT_TOLERANCE = 0.05
+FLAT_FLOOR = 1.0  # ...or within one MB (one connection): Redis holds ~2 MB, messages in flight move it 10%
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """A process's memory in MB: ``VmRSS`` from /proc/<pid>/status, or ``Pss`` (its
+    proportional share: forked writers and Postgres backends share most of their pages)."""
+    try:
+        for line in open(f"/proc/{pid}/{'smaps_rollup' if field == 'Pss' else 'status'}"):
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return float("nan")
+
+
+def memory_sample(daphne_pid: int, writer_pids: list[int], db_name: str) -> dict:
+    """One sample of what the soak watches: RSS of Daphne and the writers, Redis's memory,
+    and the bench database's Postgres backends (how many, and their RSS)."""
+    import psycopg2
+    import redis
+
+    from common import PG_HOST, PG_PORT, PG_USER, REDIS_URL
+
+    info = redis.Redis.from_url(REDIS_URL).info("memory")
+    with psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres") as conn:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [db_name])
+            backends = [row[0] for row in cur.fetchall()]
+    conn.close()
+    def total(values):  # a process that ended between the listing and the read counts 0
+        return sum(v for v in values if v == v)
+
+    return {"daphne_rss_mb": rss_mb(daphne_pid), "writers_pss_mb": total(rss_mb(p, "Pss") for p in writer_pids),
+            "redis_used_mb": info["used_memory"] / 2 ** 20, "pg_connections": len(backends),
+            "pg_backends_pss_mb": total(rss_mb(p, "Pss") for p in backends)}
+
+
+class Sampler:
+    """Samples memory every ``every`` seconds in a thread while the soak runs."""
+
+    def __init__(self, every: float, sample, active):
+        self.every, self.sample, self.active, self.samples = every, sample, active, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.started = time.monotonic()
+
+    def _run(self):
+        while not self._stop.is_set() and self.active():
+            self.samples.append({"t": round(time.monotonic() - self.started, 1), **self.sample()})
+            self._stop.wait(self.every)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(30)
+
+
+def flatness(samples: list[dict], key: str) -> dict:
+    """First sample after a tenth of the run (start-up done) against the last one."""
+    if len(samples) < 2:
+        return {"from": None, "to": None, "change": None, "flat": None}
+    t_end = samples[-1]["t"]
+    base = next(s for s in samples if s["t"] >= t_end / 10)
+    start, end = base[key], samples[-1][key]
+    change = (end - start) / start if start else 0.0
+    return {"from": start, "to": end, "change": change,
+            "flat": abs(change) <= FLAT_TOLERANCE or abs(end - start) <= FLAT_FLOOR}
+
+
+def gap_fills(log_path: str) -> dict:
+    """The consumers' gap fills in Daphne's log: how many lines (one per page and fill), and
+    how many distinct holes (search, first seq) they were."""
+    lines = [ln for ln in open(log_path, errors="replace") if "gap fill:" in ln]
+    holes = {m.groups() for m in (re.search(r"search (\d+), seq (\d+)\.\.", ln) for ln in lines) if m}
+    return {"page_fills": len(lines), "holes": len(holes)}
 
 
 def writer(candidate_id: int, go, stop_at, out):
     """Write epochs of one candidate back to back until ``stop_at``; put the count on ``out``."""
     from searches import services
     from searches.models import Candidate
+    from workers.training import with_db_retry
 
     candidate = Candidate.objects.get(id=candidate_id)
     go.wait()
     epoch = 0
     while time.time() < stop_at.value:
         epoch += 1
-        services.epoch_record(candidate, epoch=epoch, **METRICS)
+        with_db_retry(services.epoch_record, candidate, epoch=epoch, **METRICS)  # as the worker calls it
     out.put(epoch)
 
 
@@ -112,6 +195,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--writers", type=int, default=16)
+    parser.add_argument("--sample-every", type=float, default=None, help="seconds between memory samples")
     args = parser.parse_args()
     seconds = args.seconds or (5 if args.quick else 30)
     info = machine()
@@ -132,7 +216,8 @@ def main():
         connection.close()  # the forked writers open their own
         port = free_port()
         log_dir = temp_dir("nasweb-bench-soak-")
-        daphne = start_daphne(db_url, port, f"{log_dir}/daphne.log")
+        log_path = f"{log_dir}/daphne.log"
+        daphne = start_daphne(db_url, port, log_path)
         ctx = mp.get_context("fork")
         go, stop_at, out = ctx.Event(), ctx.Value("d", 0.0), ctx.Queue()
         procs = [ctx.Process(target=writer, args=(c.id, go, stop_at, out)) for c in candidates]
@@ -140,20 +225,25 @@ def main():
             p.start()
         try:
             time.sleep(1)
-            rss_start = rss_mb(daphne.pid)
+            db_name = db_url.rsplit("/", 1)[1]
+            every = args.sample_every or max(1.0, seconds / 60)
+            # Sampled while the writers write (their last second left out: they exit then).
+            sampler = Sampler(every, lambda: memory_sample(daphne.pid, [p.pid for p in procs], db_name),
+                              lambda: not stop_at.value or time.time() < stop_at.value - 1)
 
             async def expected_total():
                 loop = asyncio.get_running_loop()
                 counts = [await loop.run_in_executor(None, lambda: out.get(timeout=120)) for _ in procs]
                 return sum(counts)
 
-            logs, reconnects, drain = asyncio.run(run(port, search.id, cookie, args.clients, go, stop_at, seconds,
-                                               expected_total))
-            rss_end = rss_mb(daphne.pid)
+            with sampler:
+                logs, reconnects, drain = asyncio.run(run(port, search.id, cookie, args.clients, go, stop_at,
+                                                          seconds, expected_total))
         finally:
             for p in procs:
                 p.join(30)
             stop(daphne)
+        fills = gap_fills(log_path)
         written = EpochMetric.objects.filter(search=search).count()
         expected = set(EpochMetric.objects.filter(search=search).values_list("seq", flat=True))
     flush_bench_redis()
@@ -170,13 +260,17 @@ def main():
             seen.add(seq)
             seen_max = max(seen_max, seq)
         first_late.append(late)
+    samples = sampler.samples
+    memory = {key: flatness(samples, key) for key in
+              ("daphne_rss_mb", "writers_pss_mb", "redis_used_mb", "pg_connections", "pg_backends_pss_mb")}
     result = {
         "machine": info, "quick": args.quick, "seconds": seconds, "writers": args.writers, "clients": args.clients,
         "epochs_written": written, "epochs_per_second": written / seconds,
         "received_per_client_min": min(received), "received_per_client_mean": sum(received) / len(received),
         "missing_total": sum(missing), "out_of_order_total": sum(first_late), "reconnects": reconnects,
-        "daphne_rss_mb_start": rss_start, "daphne_rss_mb_end": rss_end,
-        "drain_seconds_after_writers_stopped": drain,
+        "gap_fills": fills, "drain_seconds_after_writers_stopped": drain,
+        "memory": memory, "memory_flat": all(m["flat"] is not False for m in memory.values()),
+        "memory_samples": samples,
     }
     rows = [["epochs written", written], ["epochs/s written", result["epochs_per_second"]],
             ["events received per client (min / mean)", f"{min(received)} / {result['received_per_client_mean']:.1f}"],
@@ -184,9 +278,18 @@ def main():
             ["out-of-order sequence numbers (all clients)", sum(first_late)],
             ["client reconnects", reconnects],
             ["seconds the server needed after the writers stopped", f"{drain:.1f}"],
-            ["Daphne RSS MB at start / end", f"{rss_start:.0f} / {rss_end:.0f}"]]
+            ["gap fills (pages / distinct holes)", f"{fills['page_fills']} / {fills['holes']}"]]
+    labels = {"daphne_rss_mb": "Daphne RSS MB", "writers_pss_mb": f"{args.writers} writers' PSS MB",
+              "redis_used_mb": "Redis used_memory MB", "pg_connections": "Postgres connections",
+              "pg_backends_pss_mb": "Postgres backends' PSS MB"}
+    for key, m in memory.items():
+        if m["from"] is not None:
+            rows.append([f"{labels[key]}, after 10% / end", f"{m['from']:.1f} / {m['to']:.1f} "
+                         f"({100 * m['change']:+.1f}%, {'flat' if m['flat'] else 'NOT flat'})"])
     notes = [f"{args.writers} writer processes for {seconds:.0f} s, {args.clients} websocket clients on one search; "
-             "missing and out-of-order must be 0"]
+             "missing, out-of-order and gap fills must be 0 (gap fills: when nothing was lost); "
+             f"memory flat = within {100 * FLAT_TOLERANCE:.0f}% (or {FLAT_FLOOR:.0f} MB / one connection) from a "
+             "tenth of the run to its end"]
     warn = busy_warning()
     if warn:
         notes.append(warn)

@@ -183,8 +183,12 @@ class SearchConsumer(AsyncJsonWebsocketConsumer):
         ``seq``. The channel layer drops messages when a page falls behind (capacity,
         expiry); consecutive sequence numbers show the hole. Call with ``send_lock`` held."""
         if seq > self.sent_seq + 1:
-            for missed in await shared_reads.get(selectors.epochs_between, self.search_id, self.sent_seq, seq):
-                await self.send_json(missed)
+            missed = await shared_reads.get(selectors.epochs_between, self.search_id, self.sent_seq, seq)
+            # One line per page and fill: the soak counts them (0 when the layer lost nothing).
+            log.info("gap fill: search %s, seq %s..%s, %s epoch(s) from Postgres",
+                     self.search_id, self.sent_seq + 1, seq - 1, len(missed))
+            for event in missed:
+                await self.send_json(event)
         self.sent_seq = max(self.sent_seq, seq - 1)
 
     def _concerns_candidate(self, event: dict) -> bool:
