@@ -42,12 +42,55 @@ def recipe_for(train_settings: dict | None) -> dict:
     return recipe
 
 
+# Per-image augmentations on the device (airbench's recipe): a random crop of the image
+# padded by ``pad`` zeros on each side, and for "crop_flip" a random horizontal flip.
+# "shift" (the default) crops only: digits and letters must not be mirrored.
+AUGMENTATIONS = {"shift": {"pad": 1, "flip": False}, "crop_flip": {"pad": 2, "flip": True}}
+
+
+class Augmenter:
+    """Per-image augmentation of batches drawn from one training tensor, on its device.
+
+    Every image gets its own crop offset (and flip): the tensor is zero-padded once per
+    candidate, as airbench pads its data set once, and a batch is one ``index_select`` of
+    the padded images and one ``gather`` of the crops, the flip folded into the gather's
+    column index. ``gen`` is a CPU generator (the worker's seed); its draws move to the
+    device. Anything but float NCHW images (token ids), or an unknown kind ("none"), is
+    only sliced.
+    """
+
+    def __init__(self, x: torch.Tensor, kind: str):
+        self.x, self.spec = x, AUGMENTATIONS.get(kind)
+        if self.spec is None or not x.is_floating_point() or x.dim() != 4:
+            self.spec = None
+            return
+        pad = self.spec["pad"]
+        n, c, h, w = x.shape
+        self.padded = torch.nn.functional.pad(x, (pad, pad, pad, pad)).reshape(n, c, -1)
+        self.arange_h = torch.arange(h, device=x.device)
+        self.arange_w = torch.arange(w, device=x.device)
+
+    def batch(self, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        if self.spec is None:
+            return self.x.index_select(0, idx)  # faster than x[idx]
+        pad, (_, c, h, w), b = self.spec["pad"], self.x.shape, len(idx)
+        offsets = torch.randint(0, 2 * pad + 1, (b, 2), generator=gen).to(self.x.device)
+        cols = self.arange_w.expand(b, w)
+        if self.spec["flip"]:
+            flip = (torch.rand(b, generator=gen) < 0.5).to(self.x.device)
+            cols = torch.where(flip[:, None], w - 1 - cols, cols)
+        rows = offsets[:, :1] + self.arange_h
+        cols = cols + offsets[:, 1:]
+        index = (rows[:, :, None] * (w + 2 * pad) + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
+        return self.padded.index_select(0, idx).gather(2, index).view(b, c, h, w)
+
+
 def augment_batch(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:
-    """Augmentation on the device: a random shift of up to one pixel per batch."""
-    if kind != "shift" or not x.is_floating_point() or x.dim() != 4:
-        return x  # token ids (text) and other non-image inputs are never shifted
-    dy, dx = (torch.randint(-1, 2, (2,), generator=gen)).tolist()
-    return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+    """Augment every image of one batch (see ``Augmenter``); other inputs come back as they are."""
+    augmenter = Augmenter(x, kind)
+    if augmenter.spec is None:
+        return x
+    return augmenter.batch(torch.arange(len(x), device=x.device), gen)
 
 
 @torch.no_grad()
@@ -93,6 +136,7 @@ def train_epochs(model: nn.Module, data: datasets.DataSplits, recipe: dict, epoc
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe["label_smoothing"])
     n_train = max(1, int(len(data.x_train) * recipe["train_fraction"]))
     batch_size = recipe["batch_size"]
+    augmenter = Augmenter(data.x_train, recipe["augment"])
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
         model.train()
@@ -101,7 +145,7 @@ def train_epochs(model: nn.Module, data: datasets.DataSplits, recipe: dict, epoc
         correct = torch.zeros((), device=data.x_train.device, dtype=torch.long)
         for start in range(0, n_train, batch_size):
             idx = order[start:start + batch_size]
-            xb = augment_batch(data.x_train.index_select(0, idx), recipe["augment"], gen)  # faster than x[idx]
+            xb = augmenter.batch(idx, gen)
             yb = data.y_train.index_select(0, idx)
             logits = model(xb)
             loss = loss_fn(logits, yb)
