@@ -6,7 +6,7 @@
 #      under .run/ when the configured ones do not answer)
 #   3. manage.py migrate, manage.py demo_setup (user "demo", a fresh password,
 #      one small demo search)
-#   4. daphne on 127.0.0.1:${PORT:-8000}, a Celery worker for the "control"
+#   4. gunicorn (several uvicorn processes, WEB_CONCURRENCY) on 127.0.0.1:${PORT:-8000}, a Celery worker for the "control"
 #      queue, Celery beat (periodic tasks), and one "gpu" worker per GPU (one
 #      CPU worker when there is none)
 #
@@ -89,7 +89,7 @@ elif port_busy "$PORT"; then
     exit 1
 fi
 
-start web "$BIN/daphne" -b 127.0.0.1 -p "$PORT" nasweb.asgi:application
+start web "$BIN/gunicorn" -c nasweb/gunicorn_conf.py -b "127.0.0.1:$PORT" nasweb.asgi:application
 start worker-control "$BIN/celery" -A nasweb worker -Q control --pool=threads --concurrency=4 \
     -n "control@%h" --loglevel=INFO
 start beat "$BIN/celery" -A nasweb beat --loglevel=INFO

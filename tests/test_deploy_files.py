@@ -164,15 +164,17 @@ def test_command_wrappers_exist():
 
 def test_the_web_command_migrates_then_serves_the_asgi_application():
     command = SERVICES["web"]["command"]
-    args = program_args(command, "daphne")
-    assert args is not None, "web does not run daphne"
-    targets = [a for a in args if re.fullmatch(r"[\w.]+:[\w.]+", a)]
+    args = program_args(command, "gunicorn")
+    assert args is not None, "web does not run gunicorn (several ASGI processes)"
+    conf = option(args, "-c", "--config")
+    assert conf and (ROOT / conf).is_file(), f"gunicorn's config {conf} does not exist"
+    targets = [a for a in args if re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", a)]
     assert len(targets) == 1, f"no module:attr in {args}"
     module, attr = targets[0].split(":")
     app = getattr(importlib.import_module(module), attr)
     assert app is import_string(settings.ASGI_APPLICATION)
     w = words(command)
-    assert "migrate" in w and w.index("migrate") < w.index("daphne"), "web should migrate before serving"
+    assert "migrate" in w and w.index("migrate") < w.index("gunicorn"), "web should migrate before serving"
 
 
 def test_compose_variables_are_read_by_settings_and_listed_in_env_example():
