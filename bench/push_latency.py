@@ -36,6 +36,7 @@ import json
 import multiprocessing as mp
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -61,8 +62,9 @@ def free_port() -> int:
 
 def start_daphne(db_url: str, port: int, log_path: str) -> subprocess.Popen:
     log = open(log_path, "wb")
+    env = dict(bench_env(db_url), LOG_LEVEL="INFO")  # the consumers' gap fills are INFO lines
     proc = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                             "nasweb.asgi:application"], cwd=ROOT, env=bench_env(db_url),
+                             "nasweb.asgi:application"], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
@@ -89,6 +91,21 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def gap_fills(log_path: str) -> dict:
+    """The consumers' gap fills in Daphne's log: lines (one per page and fill) and distinct
+    holes (search, first seq), by cause: "jump" (an event arrived after a hole: lost or
+    reordered) and "late" (the reconciler found an epoch committed a check ago still unsent)."""
+    found = {"jump": [0, set()], "late": [0, set()]}
+    for line in open(log_path, errors="replace"):
+        m = re.search(r"gap fill \((\w+)\): search (\d+), seq (\d+)\.\.", line)
+        if m:
+            found[m.group(1)][0] += 1
+            found[m.group(1)][1].add(m.groups()[1:])
+    return {"page_fills": sum(n for n, _ in found.values()), "holes": sum(len(h) for _, h in found.values()),
+            **{f"{why}_page_fills": n for why, (n, _) in found.items()},
+            **{f"{why}_holes": len(h) for why, (_, h) in found.items()}}
 
 
 def cpu_seconds(pid: int) -> float:

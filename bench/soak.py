@@ -23,13 +23,12 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing as mp
-import re
 import threading
 import time
 
 from common import (base_parser, bench_database, bench_user, busy_warning, flush_bench_redis, machine, rounded,
                     setup_django, shown, table, temp_dir, write_results)
-from push_latency import free_port, session_cookie, start_daphne, stop
+from push_latency import free_port, gap_fills, session_cookie, start_daphne, stop
 from wsclient import HandshakeError, WebSocket
 
 METRICS = dict(train_loss=1.0, train_accuracy=0.5, val_loss=1.0, val_accuracy=0.5, seconds=0.0)
@@ -41,10 +40,11 @@ FLAT_FLOOR = 1.0  # ...or within one MB (one connection): Redis holds ~2 MB, mes
 
 
 def rss_mb(pid: int, field: str = "VmRSS") -> float:
-    """A process's memory in MB: ``VmRSS`` from /proc/<pid>/status, or ``Pss`` (its
-    proportional share: forked writers and Postgres backends share most of their pages)."""
+    """A process's memory in MB: ``VmRSS`` from /proc/<pid>/status, or ``Pss``/``Pss_Anon``
+    from smaps_rollup (its proportional share: forked writers and Postgres backends share
+    most of their pages)."""
     try:
-        for line in open(f"/proc/{pid}/{'smaps_rollup' if field == 'Pss' else 'status'}"):
+        for line in open(f"/proc/{pid}/{'smaps_rollup' if field.startswith('Pss') else 'status'}"):
             if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
@@ -71,7 +71,9 @@ def memory_sample(daphne_pid: int, writer_pids: list[int], db_name: str) -> dict
 
     return {"daphne_rss_mb": rss_mb(daphne_pid), "writers_pss_mb": total(rss_mb(p, "Pss") for p in writer_pids),
             "redis_used_mb": info["used_memory"] / 2 ** 20, "pg_connections": len(backends),
-            "pg_backends_pss_mb": total(rss_mb(p, "Pss") for p in backends)}
+            # Private memory only: a backend's PSS also counts its share of the shared buffers
+            # it has touched, which grows with the tables, not with a leak.
+            "pg_backends_anon_mb": total(rss_mb(p, "Pss_Anon") for p in backends)}
 
 
 class Sampler:
@@ -107,14 +109,6 @@ def flatness(samples: list[dict], key: str) -> dict:
     change = (end - start) / start if start else 0.0
     return {"from": start, "to": end, "change": change,
             "flat": abs(change) <= FLAT_TOLERANCE or abs(end - start) <= FLAT_FLOOR}
-
-
-def gap_fills(log_path: str) -> dict:
-    """The consumers' gap fills in Daphne's log: how many lines (one per page and fill), and
-    how many distinct holes (search, first seq) they were."""
-    lines = [ln for ln in open(log_path, errors="replace") if "gap fill:" in ln]
-    holes = {m.groups() for m in (re.search(r"search (\d+), seq (\d+)\.\.", ln) for ln in lines) if m}
-    return {"page_fills": len(lines), "holes": len(holes)}
 
 
 def writer(candidate_id: int, go, stop_at, out):
@@ -262,7 +256,7 @@ def main():
         first_late.append(late)
     samples = sampler.samples
     memory = {key: flatness(samples, key) for key in
-              ("daphne_rss_mb", "writers_pss_mb", "redis_used_mb", "pg_connections", "pg_backends_pss_mb")}
+              ("daphne_rss_mb", "writers_pss_mb", "redis_used_mb", "pg_connections", "pg_backends_anon_mb")}
     result = {
         "machine": info, "quick": args.quick, "seconds": seconds, "writers": args.writers, "clients": args.clients,
         "epochs_written": written, "epochs_per_second": written / seconds,
@@ -278,10 +272,12 @@ def main():
             ["out-of-order sequence numbers (all clients)", sum(first_late)],
             ["client reconnects", reconnects],
             ["seconds the server needed after the writers stopped", f"{drain:.1f}"],
-            ["gap fills (pages / distinct holes)", f"{fills['page_fills']} / {fills['holes']}"]]
+            ["gap fills, an event after a hole (pages / holes)", f"{fills['jump_page_fills']} / {fills['jump_holes']}"],
+            ["gap fills, still unsent a check (2 s) after commit (pages / holes)",
+             f"{fills['late_page_fills']} / {fills['late_holes']}"]]
     labels = {"daphne_rss_mb": "Daphne RSS MB", "writers_pss_mb": f"{args.writers} writers' PSS MB",
               "redis_used_mb": "Redis used_memory MB", "pg_connections": "Postgres connections",
-              "pg_backends_pss_mb": "Postgres backends' PSS MB"}
+              "pg_backends_anon_mb": "Postgres backends' private (Pss_Anon) MB"}
     for key, m in memory.items():
         if m["from"] is not None:
             rows.append([f"{labels[key]}, after 10% / end", f"{m['from']:.1f} / {m['to']:.1f} "

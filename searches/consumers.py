@@ -150,7 +150,7 @@ class SearchConsumer(AsyncJsonWebsocketConsumer):
                 last = await shared_reads.get(selectors.search_last_seq, self.search_id)
                 if committed_before is not None and committed_before > self.sent_seq:
                     async with self.send_lock:
-                        await self._fill_gap_before(committed_before + 1)
+                        await self._fill_gap_before(committed_before + 1, why="late")
                 committed_before = last
             except Exception:  # Postgres away for a moment: check again next time, keep the page
                 log.warning("could not reconcile search %s with Postgres", self.search_id, exc_info=True)
@@ -178,15 +178,17 @@ class SearchConsumer(AsyncJsonWebsocketConsumer):
             self.sent_seq = event["seq"]
         health.observe_push(message.get("sent_at"))
 
-    async def _fill_gap_before(self, seq: int) -> None:
+    async def _fill_gap_before(self, seq: int, why: str = "jump") -> None:
         """Send, from Postgres and in order, every epoch after the last one sent and before
         ``seq``. The channel layer drops messages when a page falls behind (capacity,
-        expiry); consecutive sequence numbers show the hole. Call with ``send_lock`` held."""
+        expiry); consecutive sequence numbers show the hole (``why`` "jump"), or the
+        reconciler finds it still missing a check after its commit ("late"). Call with
+        ``send_lock`` held."""
         if seq > self.sent_seq + 1:
             missed = await shared_reads.get(selectors.epochs_between, self.search_id, self.sent_seq, seq)
             # One line per page and fill: the soak counts them (0 when the layer lost nothing).
-            log.info("gap fill: search %s, seq %s..%s, %s epoch(s) from Postgres",
-                     self.search_id, self.sent_seq + 1, seq - 1, len(missed))
+            log.info("gap fill (%s): search %s, seq %s..%s, %s epoch(s) from Postgres",
+                     why, self.search_id, self.sent_seq + 1, seq - 1, len(missed))
             for event in missed:
                 await self.send_json(event)
         self.sent_seq = max(self.sent_seq, seq - 1)
