@@ -79,7 +79,7 @@ def bench_env(db_url: str, checkpoint_dir: str | None = None, settings_module: s
         "DJANGO_SETTINGS_MODULE": settings_module or os.environ.get("BENCH_SETTINGS_MODULE", "nasweb.settings"),
         "DATABASE_URL": db_url,
         "REDIS_URL": REDIS_URL,
-        "CHANNEL_PREFIX": CHANNEL_PREFIX,
+        "CHANNEL_PREFIX": channel_prefix(db_url),
         "LOG_LEVEL": env.get("LOG_LEVEL", "WARNING"),
         "DEBUG": "1",
         "PYTHONUNBUFFERED": "1",
@@ -87,6 +87,20 @@ def bench_env(db_url: str, checkpoint_dir: str | None = None, settings_module: s
     if checkpoint_dir:
         env["CHECKPOINT_DIR"] = checkpoint_dir
     return env
+
+
+def channel_prefix(db_url: str) -> str:
+    """The channel layer's key prefix for one bench run: its database's (unique) name in it.
+
+    Every run's first search has id 1, so two runs at once (a long soak and a quick
+    bench, or two people's) would otherwise share the group "search-1" and see each
+    other's events as holes in the sequence."""
+    prefix = f"{CHANNEL_PREFIX}-{db_url.rsplit('/', 1)[-1]}"
+    _RUN_PREFIXES.add(prefix)
+    return prefix
+
+
+_RUN_PREFIXES: set[str] = set()
 
 
 def migrate(db_url: str) -> None:
@@ -134,10 +148,16 @@ def setup_django(db_url: str, checkpoint_dir: str | None = None) -> None:
 
 
 def flush_bench_redis() -> None:
-    """Drop what a run left in Redis database 13 (unconsumed Celery messages, channel groups)."""
+    """Drop what this run left in the bench's Redis database: its channel layer's keys (its
+    own prefix) and the Celery messages nobody consumed. Never the whole database: another
+    run may be using it at the same moment, and dropping its groups would lose its events."""
     import redis
 
-    redis.Redis.from_url(REDIS_URL).flushdb()
+    r = redis.Redis.from_url(REDIS_URL)
+    keys = [k for prefix in _RUN_PREFIXES for k in r.scan_iter(match=f"{prefix}*", count=1000)]
+    keys += [k for k in ("control", "gpu") if r.type(k) == b"list"]  # the Celery queues' lists
+    for start in range(0, len(keys), 1000):
+        r.delete(*keys[start:start + 1000])
 
 
 def bench_user(username: str = "bench"):
