@@ -10,7 +10,7 @@ finished.
 
 Baseline: the same model (same space, same architecture), the same tensors
 on the same device, the same recipe (AdamW, one-cycle schedule, batch size,
-shift augmentation) and the same epochs, in a plain minibatch loop that
+per-image crop augmentation, ``workers.training.Augmenter``) and the same epochs, in a plain minibatch loop that
 computes the numbers the worker reports (training loss and accuracy summed
 on the device, validation loss and accuracy each epoch, test accuracy at
 the end: the work any script does to print the same numbers), with no
@@ -86,6 +86,8 @@ def bare_loop(space, arch, data, recipe, epochs: int, seed: int, device):
     import torch
     from torch import nn
 
+    from workers.training import Augmenter
+
     torch.manual_seed(seed)
     model = space.build(arch, data.input_shape, data.num_classes).to(device)
     gen = torch.Generator().manual_seed(seed)
@@ -105,6 +107,7 @@ def bare_loop(space, arch, data, recipe, epochs: int, seed: int, device):
             correct += (logits.argmax(1) == y[i:i + 512]).sum()
         return loss.item() / len(x), correct.item() / len(x)
 
+    augmenter = Augmenter(data.x_train, recipe["augment"])
     val = 0.0
     for _ in range(epochs):
         model.train()
@@ -115,8 +118,7 @@ def bare_loop(space, arch, data, recipe, epochs: int, seed: int, device):
         correct = torch.zeros((), device=device, dtype=torch.long)
         for start in range(0, n_train, bs):
             idx = order[start:start + bs]
-            dy, dx = torch.randint(-1, 2, (2,), generator=gen).tolist()
-            xb, yb = torch.roll(data.x_train[idx], shifts=(dy, dx), dims=(2, 3)), data.y_train[idx]
+            xb, yb = augmenter.batch(idx, gen), data.y_train[idx]  # the same per-image augmentation
             logits = model(xb)
             loss = loss_fn(logits, yb)
             opt.zero_grad(set_to_none=True)
