@@ -26,7 +26,8 @@ from pathlib import Path
 from common import (ROOT, bench_env, create_database, database_url, drop_database, flush_bench_redis, machine,
                     migrate, write_results)
 
-BENCHMARKS = ["training_overhead", "data_pipeline", "push_latency", "orchestration", "cold_start", "soak"]
+BENCHMARKS = ["training_overhead", "data_pipeline", "push_latency", "orchestration", "cold_start", "web_tier",
+              "soak"]
 OPTIONAL = ["dashboard"]  # written with the dashboard issue; run when present
 # Arguments for (quick, full) runs; by default "--quick" and nothing (and "--quick" for any
 # benchmark that has it).
