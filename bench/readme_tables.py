@@ -106,12 +106,17 @@ def soak_rows(d):
         return
     fills = d.get("gap_fills") or {}
     memory = d.get("memory") or {}
-    flat = ", ".join(f"{k.rsplit('_', 1)[0]} {100 * v['change']:+.1f}%" for k, v in memory.items()
+    labels = {"daphne_rss_mb": "Daphne RSS", "writers_pss_mb": "writers PSS", "redis_used_mb": "Redis",
+              "pg_connections": "Postgres connections", "pg_backends_anon_mb": "Postgres backends (private)"}
+    flat = ", ".join(f"{labels.get(k, k)} {100 * v['change']:+.1f}%" for k, v in memory.items()
                      if v.get("change") is not None)
+    if memory:
+        flat += " (" + ("flat within 5%" if d.get("memory_flat") else "NOT flat") + ")"
     yield (f"soak, {d['writers']} writers as fast as they can, {d['clients']} pages, {n(d['seconds'])} s",
            "`services.epoch_record` as the worker calls it, one Daphne",
            f"{n(d['epochs_written'])} epochs; missing {d['missing_total']}, out of order {d['out_of_order_total']}, "
-           f"gap fills {fills.get('page_fills', '–')}", "", f"memory from a tenth of the run to its end: {flat or '–'}",
+           f"gap fills {fills.get('page_fills', '–')} (pages; jump {fills.get('jump_page_fills', '–')}, "
+           f"late {fills.get('late_page_fills', '–')})", "", f"memory from a tenth of the run to its end: {flat or '–'}",
            run_of(d))
 
 
