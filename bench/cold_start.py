@@ -114,6 +114,9 @@ def main():
                 runs["ours"].append(fresh_process(["ours", db_url, str(ours.search.id)], db_url))
                 runs["optuna"].append(fresh_process(["optuna", theirs.url, theirs.study.study_name, dists], db_url))
             ours.count = theirs.count = size + 2 * repeats  # each fresh process added two trials
+            from searches.models import Candidate
+
+            ours.seen |= set(Candidate.objects.filter(search=ours.search).values_list("arch_hash", flat=True))
             r = {"history": size, "repeats": repeats}
             for side, measured in runs.items():
                 for key in ("startup_s", "first_s", "second_s"):

@@ -216,6 +216,14 @@ class BrowserPages:
             self.pages.append(page)
         return self
 
+    async def wait_drawn(self, seq: int, timeout: float) -> None:
+        """Give the pages up to ``timeout`` seconds to redraw up to ``seq`` (the last epoch)."""
+        deadline = time.monotonic() + timeout
+        for page in self.pages:
+            while time.monotonic() < deadline and await page.evaluate(
+                    "Number(document.getElementById('search').dataset.lastSeq)") < seq:
+                await asyncio.sleep(0.05)
+
     async def drawn(self) -> list[list[tuple[float, int]]]:
         """Per page, [(seconds since the epoch, data-last-seq)] of every redraw since set-up."""
         return [[(ms / 1000, seq) for ms, seq in await page.evaluate("window.__drawn")] for page in self.pages]
@@ -327,7 +335,19 @@ async def run_clients(port, search_id, cookie, n_clients, writers, go, start_at,
     async with BrowserPages(port, search_id, cookie, n_browsers) as browsers:
         result = await _run_clients(port, search_id, cookie, n_clients, writers, go, start_at, out, n_writers,
                                     grace)
+        await browsers.wait_drawn(await asyncio.get_running_loop().run_in_executor(None, last_seq, search_id), grace)
         return (*result, await browsers.drawn())
+
+
+def last_seq(search_id: int) -> int:
+    from django.db import connection
+
+    from searches.models import Search
+
+    try:
+        return Search.objects.values_list("last_seq", flat=True).get(id=search_id)
+    finally:
+        connection.close()  # this executor thread's own connection
 
 
 async def _run_clients(port, search_id, cookie, n_clients, writers, go, start_at, out, n_writers, grace):
