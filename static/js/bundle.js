@@ -6,6 +6,7 @@ import { openSocket } from "./lib/socket.js";
 import { getJson } from "./lib/util.js";
 
 const OPEN = new Set();
+let snapshots = 0;  // the first one comes with the page, which rendered the panel just before
 
 function panelFor(candidateId) {
   return document.querySelector(`.bundle-panel[data-candidate="${candidateId}"]`);
@@ -40,8 +41,8 @@ function onMessage(event) {
       swap(panel);
     }
   } else if (event.type === "snapshot") {
-    // (Re)connected: a build may have ended while the socket was down.
-    document.querySelectorAll('.bundle-panel[data-busy="true"]').forEach(swap);
+    // Reconnected: a build may have ended while the socket was down.
+    if (snapshots++) document.querySelectorAll('.bundle-panel[data-busy="true"]').forEach(swap);
   }
 }
 

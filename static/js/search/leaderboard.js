@@ -62,8 +62,10 @@ export class Leaderboard {
   }
 
   // A candidate changed: redraw its row now if shown, and ask the server for the order.
-  changed(id) {
+  // `now`: ask at once (the search ended: nothing else will come to trigger it).
+  changed(id, now = false) {
     if (this.rows.indexOf(id) >= 0) this.dirty = true;
+    if (now && this.ready) { clearTimeout(this.timer); this.timer = null; this.ask(); return; }
     if (!this.ready || this.timer) return;
     const wait = Math.max(0, this.asked + REFRESH_MS - Date.now());
     this.timer = setTimeout(() => { this.timer = null; this.ask(); }, wait);

@@ -131,7 +131,9 @@ export class SearchPage {
   }
 
   applySearch(s) {
+    const was = this.state.search;
     this.state.search = s;
+    if (was && SEARCH_ENDED.indexOf(s.state) >= 0 && SEARCH_ENDED.indexOf(was.state) < 0) this.board.changed(null, true);
     if (s.state === "deleted") {
       this.state.deleted = true;
       if (this.socket) this.socket.close();
