@@ -48,6 +48,7 @@ export class Pareto {
       xLabel: costLabel, yLabel: "best val. accuracy",
       onClick: (p) => { location.href = this.page.urls.candidate(p.id); },
     });
+    $("pareto").dataset.cost = data.x;
     const drawn = Number($("pareto").getAttribute("data-points"));
     $("pareto-empty").hidden = drawn > 0;
     $("pareto-note").textContent = drawn ? `${onFront} on the front of ${drawn.toLocaleString()} drawn` : "";
