@@ -15,9 +15,9 @@ from searches.models import Search
 PASSWORD = "a long enough password"
 
 
-def make_search(user, name, n, *, epochs=3, seed=1, running=0, queued=0, finished=False, objectives=None):
+def make_search(user, name, n, *, epochs=3, seed=1, running=0, queued=0, finished=False, objectives=None, space="cell"):
     search = services.search_create(
-        owner=user, name=name, dataset="digits", space="cell", strategy="random", max_candidates=n + running + queued,
+        owner=user, name=name, dataset="digits", space=space, strategy="random", max_candidates=n + running + queued,
         epochs=epochs, parallel=4, seed=seed,
         objectives=objectives or [{"metric": "val_accuracy", "direction": "max"}, {"metric": "params", "direction": "min"}])
     Search.objects.filter(pk=search.pk).update(state=Search.State.RUNNING, started_at=timezone.now())
