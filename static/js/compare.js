@@ -49,9 +49,12 @@ function boxPlot(decision, lo, hi) {
         g.appendChild(el("rect", { x: cx - w / 2, width: w, y: y(c.q3), height: Math.max(1, y(c.q1) - y(c.q3)), class: "box-iqr" }));
         g.appendChild(el("line", { x1: cx - w / 2, x2: cx + w / 2, y1: y(c.median), y2: y(c.median), class: "box-median" }));
       }
-      const name = c.value.length > 12 ? c.value.slice(0, 11) + "…" : c.value;
+      // A label fits its band (about 6.5 px a character); the title holds the whole value.
+      const room = Math.max(3, Math.floor(band / 6.5));
+      const name = c.value.length > room ? c.value.slice(0, room - 1) + "…" : c.value;
       g.appendChild(el("text", { x: cx, y: box.H - box.B + 13, "text-anchor": "middle", class: "tick" }, name));
-      g.appendChild(el("text", { x: cx, y: box.H - box.B + 26, "text-anchor": "middle", class: "tick" }, "n=" + c.count));
+      g.appendChild(el("text", { x: cx, y: box.H - box.B + 26, "text-anchor": "middle", class: "tick count" },
+                       band < 44 ? String(c.count) : "n=" + c.count));
       g.appendChild(el("title", {}, c.count ? `${c.value}: ${c.count} candidates, median ${c.median.toFixed(4)}, ` +
         `middle half ${c.q1.toFixed(4)}–${c.q3.toFixed(4)}, range ${c.min.toFixed(4)}–${c.max.toFixed(4)}` : `${c.value}: no finished candidate`));
       svg.appendChild(g);

@@ -6,6 +6,7 @@ from datetime import datetime
 import pytest
 
 from searches import selectors
+from searches.models import Candidate
 from tests.e2e.pages_helpers import make_search, open_page, page_user, wait_search_ready  # noqa: F401
 from tests.e2e.test_dashboard import daphne  # noqa: F401
 
@@ -66,12 +67,15 @@ def test_state_filters_sit_next_to_their_labels_and_the_site_has_a_favicon(daphn
 
 def test_the_leaderboard_fits_1280_px_with_the_whole_architecture_on_hover_or_click(daphne, browser, page_user):
     search = make_search(page_user, "wide", 60, running=1)
+    best = search.candidates.filter(state="finished").order_by("-best_val_accuracy")[:10]
+    Candidate.objects.filter(id__in=[c.id for c in best]).update(checkpoint_path="/nowhere/c.pt")  # a download link each
     w = open_page(browser, daphne, "pages", width=1280)
     page = w.page
     page.goto(f"{daphne}/searches/{search.id}/")
     wait_search_ready(page)
     wrap = page.eval_on_selector("#leaderboard", "t => [t.parentElement.scrollWidth, t.parentElement.clientWidth]")
     assert wrap[0] <= wrap[1], wrap
+    page.get_by_role("link", name="checkpoint").first.wait_for()
     for header in ("Best val. acc.", "Test acc.", "State"):
         box = page.get_by_role("columnheader", name=header).bounding_box()
         assert box["x"] + box["width"] <= 1280, header
