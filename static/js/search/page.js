@@ -163,7 +163,7 @@ export class SearchPage {
       root.dataset.firstDrawMs = 0;
       // The scatter of a multi-objective search opens with the page, fetched once the page
       // is drawn so that it does not hold up the snapshot.
-      if (this.pareto.open && !this.pareto.data) this.pareto.load();
+      if (this.pareto.open && !this.pareto.data && !this.pareto.loading) this.pareto.load();
     }
   }
 }

@@ -59,7 +59,8 @@ export class Pareto {
   }
 
   wire() {
-    $("pareto-card").addEventListener("toggle", (e) => { if (e.target.open && !this.data) this.load(); });
+    // Reopened: candidates may have finished while it was closed (nothing was asked then).
+    $("pareto-card").addEventListener("toggle", (e) => { if (e.target.open && this.page.board.ready && !this.loading) this.load(); });
     $("pareto-x").addEventListener("change", () => this.load());
   }
 }
