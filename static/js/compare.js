@@ -78,9 +78,14 @@ function parallel(svg, data) {
   const ys = data.decisions.map((d) => (k) => box.T + (box.H - box.T - box.B) * (d.choices.length < 2 ? 0.5 : k / (d.choices.length - 1)));
   const yAcc = scale("linear", lo, hi === lo ? lo + 1e-6 : hi, box.H - box.B, box.T);
   const paths = SHADES.map(() => []);
+  const most = Math.max(2, ...data.decisions.map((d) => d.choices.length));
+  const spread = 0.5 * (box.H - box.T - box.B) / (most - 1);
   for (const r of data.rows) {
     const pts = [];
-    r.choices.forEach((k, i) => { if (k !== null) pts.push([ax(i), ys[i](k)]); });
+    // Each line crosses a choice's axis a little off its mark (the same offset on every
+    // axis), so how many lines go through a choice shows as the width of the bundle.
+    const jitter = (((r.id * 2654435761) >>> 0) / 4294967296 - 0.5) * spread;
+    r.choices.forEach((k, i) => { if (k !== null) pts.push([ax(i), ys[i](k) + jitter]); });
     pts.push([ax(axesCount - 1), yAcc(r.accuracy)]);
     const shade = Math.min(SHADES.length - 1, Math.floor((r.accuracy - lo) / ((hi - lo) || 1) * SHADES.length));
     paths[shade].push("M" + pts.map((p) => p[0].toFixed(1) + "," + p[1].toFixed(1)).join("L"));
@@ -103,7 +108,9 @@ function start(config) {
   function drawCurves() {
     if (!curves.length || !$("best-vs-candidates")) return;
     overlay($("best-vs-candidates"), curves, (p) => p[0], "candidates ended");
-    overlay($("best-vs-time"), curves, (p) => p[1] / 60, "minutes");
+    const longest = Math.max(...curves.flatMap((c) => c.points.map((p) => p[1])), 0);
+    const [unit, seconds] = longest > 3 * 86400 ? ["days", 86400] : longest > 3 * 3600 ? ["hours", 3600] : ["minutes", 60];
+    overlay($("best-vs-time"), curves, (p) => p[1] / seconds, unit + " since the search started");
   }
   if ($("compare-legend")) {
     $("compare-legend").innerHTML = curves.map((c, i) => `<li data-search="${c.id}"><span class="swatch" style="background:${colorFor(i)}"></span>` +
