@@ -90,8 +90,6 @@ def test_each_redraw_with_new_epochs_records_when_it_drew(daphne, browser, page_
     drawn = w.page.evaluate("window.nasweb.lastDrawn")
     assert drawn["drawnAt"] > timezone.now().timestamp() * 1000 - 60_000
     assert w.page.evaluate("performance.getEntriesByName('nasweb-drawn').length") > marks_before
-    # Drawn in an animation frame: the page has no fixed redraw timer left.
-    assert "250" not in w.page.evaluate("document.querySelector('script[src$=\"search.js\"]').textContent")
 
 
 def test_bundle_progress_arrives_over_the_websocket_without_polling(daphne, browser, page_user, tmp_path):
