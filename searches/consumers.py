@@ -121,15 +121,21 @@ class SearchConsumer(AsyncJsonWebsocketConsumer):
             top_n=_int(fields["top"], None) if "top" in fields else None)
 
     async def receive_json(self, content, **kwargs):
-        # The page may ask again for what it missed without reconnecting.
-        if not isinstance(content, dict) or content.get("type") != "resume":
-            return
-        view = content.get("leaderboard") if isinstance(content.get("leaderboard"), dict) else {}
-        async with self.send_lock:  # live epochs and the reconciler send too: one at a time keeps the order
-            snapshot = await self._snapshot(content, view)
-            await self.send_json(snapshot)
-            if not self.only_candidate:  # what the snapshot holds is not sent again
-                self.sent_seq = max(self.sent_seq, (snapshot.get("search") or {}).get("last_seq", 0))
+        """``resume``: a new snapshot after ``after``. ``leaderboard``: the page's leaderboard
+        view again, in the server's order (the page never sorts); pages of this process that
+        show the same view share one read."""
+        kind = content.get("type") if isinstance(content, dict) else None
+        view = content.get("leaderboard") if kind and isinstance(content.get("leaderboard"), dict) else {}
+        if kind == "resume":
+            async with self.send_lock:  # live epochs and the reconciler send too: one at a time keeps the order
+                snapshot = await self._snapshot(content, view)
+                await self.send_json(snapshot)
+                if not self.only_candidate:  # what the snapshot holds is not sent again
+                    self.sent_seq = max(self.sent_seq, (snapshot.get("search") or {}).get("last_seq", 0))
+        elif kind == "leaderboard" and not self.only_candidate:
+            query = selectors.LeaderboardQuery.from_params(view)
+            board = await shared_reads.get(selectors.leaderboard_page_of, self.search_id, query)
+            await self.send_json({"type": "leaderboard", "view": str(content.get("view", ""))[:2000], "board": board})
 
     async def _reconcile(self):
         """Every few seconds, compare with Postgres and send what the stream has not.
@@ -199,6 +205,8 @@ class SearchConsumer(AsyncJsonWebsocketConsumer):
             return event.get("candidate") == self.only_candidate[0]
         if kind == "candidate":
             return (event.get("candidate") or {}).get("id") == self.only_candidate[0]
+        if kind == "bundle":
+            return (event.get("bundle") or {}).get("candidate") == self.only_candidate[0]
         return kind == "search"
 
 

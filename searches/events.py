@@ -77,6 +77,12 @@ def candidate_event(candidate) -> dict:
     return {"type": "candidate", "candidate": candidate_data(candidate)}
 
 
+def bundle_event(bundle) -> dict:
+    """A model bundle's build moved: its panel shows the progress without asking."""
+    return {"type": "bundle", "bundle": {"id": bundle.id, "candidate": bundle.candidate_id, "state": bundle.state,
+                                         "progress": bundle.progress, "message": bundle.message}}
+
+
 def search_event(search, counts: dict) -> dict:
     return {"type": "search", "search": search_data(search, counts)}
 

@@ -162,6 +162,11 @@ MAX_SELECTED = 50
 MAX_RUNNING = 300
 
 
+def leaderboard_page_of(search_id: int, query: LeaderboardQuery) -> dict:
+    """``leaderboard_page`` by the search's id (the websocket asks with ids)."""
+    return leaderboard_page(Search.objects.get(pk=search_id), query)
+
+
 def top_candidate_ids(search_id: int, n: int = TOP_CURVES) -> list[int]:
     """Ids of the ``n`` candidates with the best validation accuracy so far (ties by index)."""
     if n <= 0:
@@ -262,7 +267,8 @@ def pareto_front_ids(points: list[tuple], metric_index: int) -> set[int]:
 
 def scatter_points(search: Search, x: str = "params", limit: int = 2000) -> dict:
     """Finished candidates as points of accuracy against one cost (``x``: parameters, FLOPs or
-    latency). Past ``limit`` points it keeps every point on the front, the most accurate ones
+    latency), with the ids on the front of (max accuracy, min that cost). Past ``limit``
+    points it keeps every point on the front, the most accurate ones
     and an even sample of the rest, so a 50,000-candidate search still draws in a moment."""
     column = SCATTER_METRICS.get(x, "param_count")
     table = Candidate._meta.db_table
@@ -282,7 +288,7 @@ def scatter_points(search: Search, x: str = "params", limit: int = 2000) -> dict
         keep |= {r[0] for r in rows[::step][:room]}
         rows = [r for r in rows if r[0] in keep]
     return {
-        "x": x if x in SCATTER_METRICS else "params", "total": total, "sampled": total > len(rows),
+        "x": x if x in SCATTER_METRICS else "params", "total": total, "sampled": total > len(rows), "limit": limit,
         "finished": Candidate.objects.filter(search_id=search.id, state=Candidate.State.FINISHED).count(),
         "points": [{"id": r[0], "best_val_accuracy": r[1], column: r[2], "index": r[3], "on_pareto_front": r[4]}
                    for r in rows],

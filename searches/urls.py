@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, views_compare
 
 urlpatterns = [
     path("", views.search_list, name="search_list"),
@@ -21,4 +21,5 @@ urlpatterns = [
     path("searches/<int:search_id>/candidates/<int:candidate_id>/checkpoint.pt",
          views.candidate_checkpoint, name="candidate_checkpoint"),
     path("workers/", views.worker_list, name="worker_list"),
+    path("compare/", views_compare.search_compare, name="search_compare"),
 ]

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from nasweb.celery import app as celery_app
 
-from .. import storage
+from .. import events, storage
 from ..models import Bundle, Candidate
 
 
@@ -84,11 +84,22 @@ def bundle_start(bundle_id: int, attempt: int, *, worker: str):
         message=f"Started on {worker}"[:300])
     if not claimed:
         return None
-    return Bundle.objects.select_related("candidate__search").get(pk=bundle_id)
+    bundle = Bundle.objects.select_related("candidate__search").get(pk=bundle_id)
+    _bundle_announce(bundle)
+    return bundle
 
 
 def _bundle_running(bundle):
     return Bundle.objects.filter(pk=bundle.pk, attempt=bundle.attempt, state=Bundle.State.RUNNING)
+
+
+def _bundle_announce(bundle, **fields) -> None:
+    """Tell the pages of the bundle's search how its build stands (over the websocket)."""
+    for name, value in fields.items():
+        setattr(bundle, name, value)
+    search_id = Candidate.objects.filter(pk=bundle.candidate_id).values_list("search_id", flat=True).first()
+    if search_id is not None:
+        events.publish_on_commit(search_id, events.bundle_event(bundle))
 
 
 def bundle_progress(bundle, progress: int, message: str) -> bool:
@@ -96,6 +107,8 @@ def bundle_progress(bundle, progress: int, message: str) -> bool:
     progress = max(0, min(99, int(progress)))
     updated = _bundle_running(bundle).update(progress=progress, message=message[:300], updated_at=timezone.now())
     bundle.progress, bundle.message = progress, message[:300]
+    if updated:
+        _bundle_announce(bundle, state="running")
     return bool(updated)
 
 
@@ -113,11 +126,16 @@ def bundle_ready(bundle, *, result) -> bool:
             transaction.on_commit(lambda: storage.delete(previous))
     if not updated:
         storage.delete(fields["path"])
+    else:
+        _bundle_announce(bundle, state="ready", progress=100, message="Ready")
     return bool(updated)
 
 
 def bundle_fail(bundle, *, error: str) -> bool:
     """End a build that could not finish, with the reason."""
-    return bool(_bundle_running(bundle).update(
+    updated = _bundle_running(bundle).update(
         state=Bundle.State.FAILED, message="Failed", error=error, finished_at=timezone.now(),
-        updated_at=timezone.now()))
+        updated_at=timezone.now())
+    if updated:
+        _bundle_announce(bundle, state="failed", message="Failed")
+    return bool(updated)
