@@ -4,7 +4,6 @@ from __future__ import annotations
 import functools
 import math
 import random
-import statistics
 
 from .common import HistoryStrategy, fill_unseen, propose_unseen, seen_hashes
 
@@ -54,14 +53,19 @@ class SimulatedAnnealing(HistoryStrategy):
     def current(self, space, results):
         """The solution the annealing chain sits on after ``results`` (finished trials, in order)."""
         current = results[0]
+        count, mean, square_sum = 1, float(results[0].score), 0.0  # Welford's running spread
         for k in range(1, len(results)):
             candidate = results[k]
+            count += 1
+            step = candidate.score - mean
+            mean += step / count
+            square_sum += step * (candidate.score - mean)
             delta = candidate.score - current.score
             if delta >= 0:
                 current = candidate
                 continue
-            spread = statistics.pstdev(t.score for t in results[:k + 1]) or 1.0
-            draw = random.Random(f"annealing:{k}:{space.arch_hash(candidate.arch)}").random()
+            spread = (square_sum / count) ** 0.5 or 1.0
+            draw = random.Random(f"annealing:{k}:{candidate.hash_in(space)}").random()
             if draw < math.exp(delta / spread / self.temperature(k)):
                 current = candidate
         return current
