@@ -112,7 +112,12 @@ class SearchSpace:
         return True
 
     def arch_hash(self, arch: dict) -> str:
-        text = json.dumps(self.canonical(arch), sort_keys=True, separators=(",", ":"))
+        return self.canonical_hash(self.canonical(arch))
+
+    @staticmethod
+    def canonical_hash(canonical_arch: dict) -> str:
+        """The hash of an architecture already in canonical form (``validate``'s result)."""
+        text = json.dumps(canonical_arch, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def genotype(self, arch: dict) -> str:
@@ -129,8 +134,10 @@ class SearchSpace:
     def sample(self, rng: random.Random, max_tries: int = 1000) -> dict:
         for _ in range(max_tries):
             arch = {d.name: rng.choice(d.choices) for d in self.decisions}
-            if self.is_valid(arch):
-                return self.canonical(arch)
+            try:
+                return self.validate(arch)
+            except InvalidArchitecture:
+                continue
         raise InvalidArchitecture(f"could not sample a valid architecture from {self.name}")
 
     def mutate(self, arch: dict, rng: random.Random, max_tries: int = 1000) -> dict:
@@ -142,8 +149,12 @@ class SearchSpace:
             d = rng.choice(mutable)
             child = dict(arch)
             child[d.name] = rng.choice([c for c in d.choices if c != arch[d.name]])
-            if self.is_valid(child) and self.arch_hash(child) != own_hash:
-                return self.canonical(child)
+            try:
+                child = self.validate(child)
+            except InvalidArchitecture:
+                continue
+            if self.canonical_hash(child) != own_hash:
+                return child
         return self.sample(rng)
 
     def crossover(self, a: dict, b: dict, rng: random.Random, max_tries: int = 100) -> dict:

@@ -167,10 +167,44 @@ def codes_matrix(space: SearchSpace, trials: list[Trial]) -> np.ndarray:
     return np.array(rows, dtype=np.int64).reshape(len(rows), len(space.decisions))
 
 
+# --- replaying a history, resumed from the longest cached prefix -------------
+# Strategies that replay the results in order (annealing, REINFORCE) would redo
+# the whole history at every ask; the state after each replayed prefix is
+# cached under a fingerprint of that prefix (in this process only), so an ask
+# replays just the trials added since the last one. A miss replays from the start.
+_REPLAY: dict[tuple, Any] = {}
+_REPLAY_LIMIT = 10_000
+
+
+def replay(owner: tuple, space: SearchSpace, trials: list[Trial], start: Callable[[], Any],
+           step: Callable[[Any, int, Trial], Any]) -> Any:
+    """``step(state, k, trials[k])`` folded over ``trials`` from ``start()``; ``owner`` keys the cache
+    (the strategy's name and settings and the space), so two strategies never share a state.
+    ``step`` must return a new state object (a cached one is never changed in place)."""
+    prints, running = [], hash(owner)
+    for t in trials:
+        running = hash((running, t.hash_in(space), t.score))
+        prints.append(running)
+    k, state = 0, None
+    for k in range(len(trials), 0, -1):
+        state = _REPLAY.get(prints[k - 1])
+        if state is not None:
+            break
+    else:
+        k, state = 0, start()
+    for i in range(k, len(trials)):
+        state = step(state, i, trials[i])
+    if trials:
+        if len(_REPLAY) >= _REPLAY_LIMIT:
+            _REPLAY.clear()
+        _REPLAY[prints[-1]] = state
+    return state
+
+
 def neighbours(space: SearchSpace, arch: Arch) -> list[Arch]:
     """Every valid architecture one decision away from ``arch`` (distinct, canonical)."""
     arch = space.canonical(arch)
-    own = space.arch_hash(arch)
+    own = space.canonical_hash(arch)
     found, hashes = [], {own}
     for d in space.decisions:
         for choice in d.choices:
@@ -180,7 +214,7 @@ def neighbours(space: SearchSpace, arch: Arch) -> list[Arch]:
                 child = space.validate({**arch, d.name: choice})
             except InvalidArchitecture:
                 continue
-            h = space.arch_hash(child)
+            h = space.canonical_hash(child)
             if h not in hashes:
                 hashes.add(h)
                 found.append(child)
@@ -267,7 +301,7 @@ def _sample_unseen(space: SearchSpace, seen: set[str], rng: random.Random, tries
             arch = space.sample(rng)
         except InvalidArchitecture:
             return None
-        h = space.arch_hash(arch)
+        h = space.canonical_hash(arch)  # sample returns the canonical form
         if h not in seen:
             seen.add(h)
             return arch
@@ -304,7 +338,7 @@ def propose_unseen(space: SearchSpace, seen: set[str], n: int, rng: random.Rando
                 arch = space.validate(propose(rng))
             except InvalidArchitecture:
                 continue
-            h = space.arch_hash(arch)
+            h = space.canonical_hash(arch)
             if h not in seen:
                 seen.add(h)
                 found.append(arch)

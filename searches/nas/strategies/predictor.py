@@ -3,6 +3,7 @@ neural predictors picks which architecture to train next."""
 from __future__ import annotations
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .common import HistoryStrategy, codes_matrix, fill_unseen, neighbours, seen_hashes
 
@@ -95,10 +96,12 @@ class PredictorSearch(HistoryStrategy):
         scores = np.array([float(t.score) for t in results])
         y = (scores - scores.mean()) / (scores.std() or 1.0)
         inputs = sum(len(d.choices) for d in space.decisions)
-        model = Ensemble(inputs, self.hidden, self.members, self.ridge)
-        model.fit(one_hot(space, codes_matrix(space, results)), y)
         x = one_hot(space, np.array([space.encode(a) for a in candidates]).reshape(len(candidates), -1))
-        predictions = model.predict(x)
+        # One BLAS thread: these products are small, and a multi-threaded BLAS on a busy
+        # machine made them a hundred times slower.
+        with threadpool_limits(1, "blas"):
+            model = Ensemble(inputs, self.hidden, self.members, self.ridge)
+            predictions = model.fit(one_hot(space, codes_matrix(space, results)), y).predict(x)
         bound = predictions.mean(axis=0) + self.exploration * predictions.std(axis=0)
         chosen = [candidates[i] for i in np.argsort(-bound, kind="stable")[:n]]
         for arch in chosen:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import HistoryStrategy, codes_matrix, propose_unseen, seen_hashes
+from .common import HistoryStrategy, codes_matrix, propose_unseen, replay, seen_hashes, space_key
 
 
 def softmax_rows(logits: np.ndarray) -> np.ndarray:
@@ -50,29 +50,36 @@ class Reinforce(HistoryStrategy):
         """Choice probabilities per decision after learning from ``results`` in order.
 
         The logits of all decisions are one padded (decisions, choices) array
-        whose padding stays at -inf, so each trial's update is a few array
-        operations whatever the number of decisions.
+        whose padding stays at -inf. The replay resumes from the state cached
+        for the longest already replayed prefix of ``results`` (``replay``).
         """
         sizes = [len(d.choices) for d in space.decisions]
-        logits = np.full((len(sizes), max(sizes, default=1)), -np.inf)
-        for j, k in enumerate(sizes):
-            logits[j, :k] = 0.0
+        codes = codes_matrix(space, results)
         rows = np.arange(len(sizes))
-        baseline = spread = None
-        decay = self.baseline_decay
-        for trial, codes in zip(results, codes_matrix(space, results)):
+
+        def start():
+            logits = np.full((len(sizes), max(sizes, default=1)), -np.inf)
+            for j, k in enumerate(sizes):
+                logits[j, :k] = 0.0
+            return logits, None, None
+
+        def step(state, k, trial):
+            logits, baseline, spread = state
             reward = float(trial.score)
             if baseline is None:
-                baseline = reward
-                continue
+                return logits, reward, None
             deviation = reward - baseline
             spread = abs(deviation) if spread is None else decay * spread + (1 - decay) * abs(deviation)
-            advantage = float(np.clip(deviation / spread, -3, 3)) if spread > 0 else 0.0
+            advantage = min(3.0, max(-3.0, deviation / spread)) if spread > 0 else 0.0
             if advantage:
                 gradient = -softmax_rows(logits)
-                gradient[rows, codes] += 1.0
-                logits += self.learning_rate * advantage * gradient  # -inf padding stays -inf
-            baseline = decay * baseline + (1 - decay) * reward
+                gradient[rows, codes[k]] += 1.0
+                logits = logits + self.learning_rate * advantage * gradient  # -inf padding stays -inf
+            return logits, decay * baseline + (1 - decay) * reward, spread
+
+        decay = self.baseline_decay
+        owner = ("reinforce", self.learning_rate, decay, space_key(space))
+        logits = replay(owner, space, results, start, step)[0]
         probabilities = softmax_rows(logits)
         return [probabilities[j, :k] for j, k in enumerate(sizes)]
 
