@@ -335,3 +335,13 @@ def test_a_darts_search_page_shows_edge_weights_and_flags_a_skip_collapse(client
     html = client.get(reverse("search_detail", args=[search.id])).content.decode()
     assert 'id="darts-card"' in html and "skip 0.800" in html
     assert "the known DARTS collapse" in html and 'id="darts-collapse" hidden' not in html
+
+
+def test_deterministic_mode_is_chosen_in_the_form_and_shown_on_the_search_page(client, alice):
+    client.force_login(alice)
+    client.post(reverse("search_new"), {**VALID, "deterministic": "on"})
+    search = Search.objects.get()
+    assert search.train_settings["deterministic"] is True
+    assert "deterministic training" in client.get(search.url).content.decode()
+    Search.objects.filter(pk=search.pk).update(train_settings={**search.train_settings, "deterministic": False})
+    assert "deterministic training" not in client.get(search.url).content.decode()

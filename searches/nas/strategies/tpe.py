@@ -25,8 +25,9 @@ def recency_weights(n: int) -> np.ndarray:
 class TPE(HistoryStrategy):
     """Tree-structured Parzen Estimator (Bergstra et al. 2011) over categorical decisions.
 
-    The same model as Optuna's independent ``TPESampler`` with its defaults,
-    computed directly: the finished trials (warm start first) are split into
+    Modelled on Optuna's independent ``TPESampler`` and its defaults (the
+    split, the recency weights, the prior, the constant liar), computed
+    directly with numpy rather than copied: the finished trials (warm start first) are split into
     the best ``min(ceil(0.1 n), 25)`` ("below") and the rest ("above"); for
     each decision, ``l`` and ``g`` are the recency-weighted choice
     frequencies of the two groups, each mixed with a uniform prior of weight
