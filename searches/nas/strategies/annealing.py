@@ -5,7 +5,8 @@ import functools
 import math
 import random
 
-from .common import HistoryStrategy, fill_unseen, propose_unseen, replay, seen_hashes, space_key
+from .common import (HistoryStrategy, fill_unseen, neighbours, propose_unseen, replay, seen_hashes,
+                     space_key)
 
 
 class SimulatedAnnealing(HistoryStrategy):
@@ -83,12 +84,15 @@ class SimulatedAnnealing(HistoryStrategy):
         if not results:
             return fill_unseen(space, seen, n, rng)
         current = self.current(space, results).arch
-        proposals: list[dict] = []
-        for steps in range(1, self.max_steps + 1):
-            neighbour = functools.partial(walk, space, current, steps)
-            proposals += propose_unseen(space, seen, n - len(proposals), rng, neighbour, fill=False)
+        proposals = [a for a in neighbours(space, current) if space.canonical_hash(a) not in seen]
+        rng.shuffle(proposals)  # the untried one-decision moves, in random order
+        proposals = proposals[:n]
+        seen.update(space.canonical_hash(a) for a in proposals)
+        for steps in range(2, self.max_steps + 1):
             if len(proposals) == n:
                 return proposals
+            neighbour = functools.partial(walk, space, current, steps)
+            proposals += propose_unseen(space, seen, n - len(proposals), rng, neighbour, fill=False)
         return proposals + fill_unseen(space, seen, n - len(proposals), rng)
 
 
