@@ -3,9 +3,21 @@ neural predictors picks which architecture to train next."""
 from __future__ import annotations
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from .common import HistoryStrategy, codes_matrix, fill_unseen, neighbours, seen_hashes
+
+
+_THREADPOOLS: list = []
+
+
+def one_blas_thread():
+    """A context with one BLAS thread. These products are small, and a multi-threaded BLAS on a
+    busy machine made them a hundred times slower. (The controller is made once: scanning the
+    loaded libraries costs about a millisecond.)"""
+    if not _THREADPOOLS:
+        _THREADPOOLS.append(ThreadpoolController())
+    return _THREADPOOLS[0].limit(limits=1, user_api="blas")
 
 
 def one_hot(space, codes: np.ndarray) -> np.ndarray:
@@ -97,9 +109,7 @@ class PredictorSearch(HistoryStrategy):
         y = (scores - scores.mean()) / (scores.std() or 1.0)
         inputs = sum(len(d.choices) for d in space.decisions)
         x = one_hot(space, np.array([space.encode(a) for a in candidates]).reshape(len(candidates), -1))
-        # One BLAS thread: these products are small, and a multi-threaded BLAS on a busy
-        # machine made them a hundred times slower.
-        with threadpool_limits(1, "blas"):
+        with one_blas_thread():
             model = Ensemble(inputs, self.hidden, self.members, self.ridge)
             predictions = model.fit(one_hot(space, codes_matrix(space, results)), y).predict(x)
         bound = predictions.mean(axis=0) + self.exploration * predictions.std(axis=0)
