@@ -182,7 +182,8 @@ def readme_section(data: dict) -> str:
              f"five-op NAS-Bench-201 cell space on `digits` ({table['combinations']:,} encodings, "
              f"{table['distinct_cells']:,} distinct cells) with a fixed seed "
              f"(`bench/tabular/digits_cell15625.json.gz`; {table['cells']:,} cells trained, "
-             f"{table['build_cpu_seconds'] / 3600:.1f} CPU-hours). "
+             f"{table['build_cpu_seconds'] / 3600:.1f} h of per-cell training time summed, on one "
+             f"thread of a shared machine). "
              + ("" if table["complete"] else
                 "**The table is a partial build** (a uniform sample of the space); the searches run "
                 "over the cells it holds. ")
@@ -232,11 +233,21 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--no-warm", action="store_true", help="skip the warm-start rows")
     parser.add_argument("--modes", nargs="*", default=["one", "four"], choices=["one", "four"])
+    parser.add_argument("--merge", nargs="*", type=Path, default=None, metavar="JSON",
+                        help="run nothing: merge the modes and warm rows of earlier outputs into --out "
+                             "and rewrite the README section (for runs split across processes)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=JSON",
                         help='settings for one strategy instead of its defaults, e.g. evolution=\'{"sample": 10}\'')
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite the README section")
     args = parser.parse_args()
 
+    if args.merge:
+        parts = [json.loads(path.read_text()) for path in args.merge]
+        data = {**parts[0], "modes": {}, "warm": {}}
+        for part in parts:
+            data["modes"].update(part["modes"])
+            data["warm"].update(part.get("warm") or {})
+        return finish(data, args)
     space, table = load_table(args.table)
     rows = table["archs"]
     best = max(r["val_acc"] for r in rows.values())
@@ -264,9 +275,13 @@ def main() -> None:
                       "build_cpu_seconds": table.get("build_cpu_seconds", 0), "best_val_acc": best},
             "seeds": args.seeds, "queries": args.queries, "checkpoints": checkpoints,
             "modes": results, "warm": warm}
+    finish(data, args)
+
+
+def finish(data: dict, args) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(data, indent=1))
-    if set(results) == {"one", "four"}:
+    if set(data["modes"]) == {"one", "four"}:
         section = readme_section(data)
         print("\n" + section)
         if not args.no_readme:

@@ -24,7 +24,7 @@ class GeneticAlgorithm(PopulationStrategy):
     name = "genetic"
     label = "Genetic algorithm"
 
-    def __init__(self, population: int = 10, tournament: int = 3, crossover_rate: float = 0.9,
+    def __init__(self, population: int = 5, tournament: int = 3, crossover_rate: float = 0.9,
                  mutation_rate: float = 0.5, elitism: int = 2, objectives: list | None = None,
                  warm_start: list | None = None):
         super().__init__(warm_start)
