@@ -244,8 +244,9 @@ def main() -> None:
     if args.merge:
         parts = [json.loads(path.read_text()) for path in args.merge]
         data = {**parts[0], "modes": {}, "warm": {}}
-        for part in parts:
-            data["modes"].update(part["modes"])
+        for part in parts:  # later parts win, strategy by strategy (a rerun replaces a row)
+            for mode, rows_of_mode in part["modes"].items():
+                data["modes"].setdefault(mode, {}).update(rows_of_mode)
             data["warm"].update(part.get("warm") or {})
         return finish(data, args)
     space, table = load_table(args.table)

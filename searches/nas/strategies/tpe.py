@@ -29,9 +29,10 @@ class TPE(HistoryStrategy):
     split, the recency weights, the prior, the constant liar), computed
     directly with numpy rather than copied: the finished trials (warm start first) are split into
     the best ``min(ceil(0.1 n), 25)`` ("below") and the rest ("above"); for
-    each decision, ``l`` and ``g`` are the recency-weighted choice
-    frequencies of the two groups, each mixed with a uniform prior of weight
-    ``prior_weight``. Queued and running trials join the "above" group
+    each decision, ``l`` and ``g`` are the two groups' Parzen estimators
+    (``Group``: smoothed, recency-weighted choice frequencies mixed with a
+    uniform prior of weight ``prior_weight``), each group weighted on its
+    own as Optuna does. Queued and running trials join the "above" group
     (Optuna's constant liar), so the model steers away from what is being
     trained. ``n_ei_candidates`` architectures are drawn from ``l`` and the
     one with the largest ``log l - log g`` that is valid and not in the
@@ -70,7 +71,7 @@ class TPE(HistoryStrategy):
         results = self.evidence(space, history)
         if len(results) < max(self.n_startup, 1):
             return fill_unseen(space, seen, n, rng)
-        below, above = self.densities(space, results, [t for t in history if t.state in PENDING])
+        below, above = self.groups(space, results, [t for t in history if t.state in PENDING])
         np_rng = np.random.default_rng(rng.getrandbits(64))
         found = []
         for _ in range(n):
@@ -81,34 +82,22 @@ class TPE(HistoryStrategy):
                     break
                 arch = extra[0]
             found.append(arch)
-            for counts, code in zip(above, space.encode(arch)):  # the constant liar for this batch
-                counts[code] += 1.0
+            above.add(space.encode(arch))  # the constant liar for the rest of this batch
         return found
 
-    def densities(self, space, results, pending):
-        """Weighted choice counts per decision of the good group and of the rest (plus pending)."""
+    def groups(self, space, results, pending) -> tuple["Group", "Group"]:
+        """The good group and the rest (plus the pending trials, as the constant liar has it)."""
         codes = codes_matrix(space, results)
         scores = np.array([float(t.score) for t in results])
-        weights = recency_weights(len(results))
-        order = np.argsort(-scores, kind="stable")
         is_below = np.zeros(len(results), dtype=bool)
-        is_below[order[:below_count(len(results))]] = True
-        pending_codes = codes_matrix(space, pending)
-        below, above = [], []
-        for j, d in enumerate(space.decisions):
-            k = len(d.choices)
-            below.append(np.bincount(codes[is_below, j], weights[is_below], minlength=k))
-            above.append(np.bincount(codes[~is_below, j], weights[~is_below], minlength=k)
-                         + np.bincount(pending_codes[:, j], minlength=k))
-        return below, above
-
-    def _log_density(self, counts: np.ndarray) -> np.ndarray:
-        k = len(counts)
-        return np.log((counts + self.prior_weight / k) / (counts.sum() + self.prior_weight))
+        is_below[np.argsort(-scores, kind="stable")[:below_count(len(results))]] = True
+        sizes = [len(d.choices) for d in space.decisions]
+        above_codes = np.vstack([codes[~is_below], codes_matrix(space, pending)])
+        return (Group(codes[is_below], sizes, self.prior_weight),
+                Group(above_codes, sizes, self.prior_weight))
 
     def _best_unseen(self, space, below, above, seen, np_rng):
-        log_l = [self._log_density(c) for c in below]
-        log_g = [self._log_density(c) for c in above]
+        log_l, log_g = below.log_densities(), above.log_densities()
         for _ in range(self.retries):
             columns = [np_rng.choice(len(ll), size=self.n_ei_candidates, p=np.exp(ll))
                        for ll in log_l]
@@ -124,3 +113,33 @@ class TPE(HistoryStrategy):
                     seen.add(h)
                     return arch
         return None
+
+
+class Group:
+    """Optuna's categorical Parzen estimator for one group of trials, per decision.
+
+    Each observation is a kernel with mass 1 on its choice plus ``s =
+    prior_weight / (m + 1)`` on every choice (``m`` observations), weighted
+    by its recency weight; a uniform prior joins with weight
+    ``prior_weight``. Observations are in history order (oldest first).
+    """
+
+    def __init__(self, codes: np.ndarray, sizes: list[int], prior_weight: float):
+        self.sizes, self.prior_weight = sizes, prior_weight
+        self.weights = list(recency_weights(len(codes)))
+        self.codes = [list(row) for row in codes]
+
+    def add(self, codes) -> None:
+        self.codes.append(list(codes))
+        self.weights = list(recency_weights(len(self.codes)))
+
+    def log_densities(self) -> list[np.ndarray]:
+        m, weights = len(self.codes), np.asarray(self.weights, dtype=float)
+        total, smooth = weights.sum(), self.prior_weight / (m + 1)
+        codes = np.asarray(self.codes, dtype=np.int64).reshape(m, len(self.sizes))
+        out = []
+        for j, k in enumerate(self.sizes):
+            counts = np.bincount(codes[:, j], weights, minlength=k) if m else np.zeros(k)
+            kernels = (counts + smooth * total) / (1 + k * smooth)
+            out.append(np.log((kernels + self.prior_weight / k) / (total + self.prior_weight)))
+        return out
