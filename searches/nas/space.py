@@ -140,8 +140,13 @@ class SearchSpace:
                 continue
         raise InvalidArchitecture(f"could not sample a valid architecture from {self.name}")
 
-    def mutate(self, arch: dict, rng: random.Random, max_tries: int = 1000) -> dict:
-        """Change one decision to another of its choices, keeping the result valid."""
+    def mutate(self, arch: dict, rng: random.Random, max_tries: int = 20) -> dict:
+        """Change one decision to another of its choices, keeping the result valid.
+
+        ``max_tries`` random changes first (nearly always enough); in a space
+        where few changes are valid, then a random one of all the valid
+        one-decision changes; a random architecture only when there is none.
+        """
         arch = self.canonical(arch)
         own_hash = self.arch_hash(arch)
         mutable = [d for d in self.decisions if len(d.choices) > 1]
@@ -155,7 +160,22 @@ class SearchSpace:
                 continue
             if self.canonical_hash(child) != own_hash:
                 return child
-        return self.sample(rng)
+        valid = self._valid_changes(arch, own_hash, mutable)
+        return rng.choice(valid) if valid else self.sample(rng)
+
+    def _valid_changes(self, arch: dict, own_hash: str, mutable: list[Decision]) -> list[dict]:
+        found = {}
+        for d in mutable:
+            for choice in d.choices:
+                if choice == arch[d.name]:
+                    continue
+                try:
+                    child = self.validate({**arch, d.name: choice})
+                except InvalidArchitecture:
+                    continue
+                found.setdefault(self.canonical_hash(child), child)
+        found.pop(own_hash, None)
+        return list(found.values())
 
     def crossover(self, a: dict, b: dict, rng: random.Random, max_tries: int = 100) -> dict:
         """Uniform crossover: each decision from one parent or the other."""
