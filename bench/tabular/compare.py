@@ -232,6 +232,8 @@ def main() -> None:
     parser.add_argument("--table", type=Path, default=TABLES["cell15625"]["path"])
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--no-warm", action="store_true", help="skip the warm-start rows")
+    parser.add_argument("--warm-strategies", nargs="*", default=None,
+                        help="strategies of the warm-start rows (default: the learning ones run)")
     parser.add_argument("--modes", nargs="*", default=["one", "four"], choices=["one", "four"])
     parser.add_argument("--merge", nargs="*", type=Path, default=None, metavar="JSON",
                         help="run nothing: merge the modes and warm rows of earlier outputs into --out "
@@ -268,8 +270,8 @@ def main() -> None:
             print(f"  {mode} {name}: {results[mode][name]['seconds']} s, "
                   f"@{checkpoints[-1]} {results[mode][name]['regret'][str(checkpoints[-1])]}", flush=True)
     add_ratios(results, checkpoints)
-    warm = {} if args.no_warm else warm_rows([n for n in names if n not in NOT_LEARNING], space, rows,
-                                             best, args.seeds)
+    warm_names = args.warm_strategies or [n for n in names if n not in NOT_LEARNING]
+    warm = {} if args.no_warm else warm_rows(warm_names, space, rows, best, args.seeds)
     data = {"table": {"file": args.table.name, "cells": len(rows), "complete": table.get("complete", True),
                       "combinations": table["combinations"],
                       "distinct_cells": table.get("distinct_cells", len(rows)),
