@@ -192,7 +192,11 @@ def readme_section(data: dict) -> str:
              f"validation accuracy in the table − best found (mean ± standard error over seeds); "
              f"÷ random = mean regret over random search's in the same run. Four at a time: the "
              f"controller's way with four workers, three still running at each ask. Ask time: mean "
-             f"and largest single ask over the one-at-a-time runs (histories up to {data['queries']}).",
+             f"and largest single ask over the one-at-a-time runs (histories up to {data['queries']}), "
+             f"wall clock, on the table's space (a partial table makes most samples and mutations "
+             f"miss and retry) and on whatever machine ran it; `python -m bench.strategy_ask` "
+             f"measures asks in CPU time at histories of 100 to 10,000. Defaults and their tuning, TPE "
+             f"before and after, and early stopping on the table's curves: `docs/strategies.md`.",
              "",
              "| strategy | " + " | ".join(f"regret @{q}" for q in qs) + f" | ÷ random @{last} | "
              f"4 at a time @{last} | ÷ random @{last} | ask ms mean / max |",
