@@ -62,6 +62,10 @@ class SearchForm(forms.Form):
                               help_text="Leave empty for a random seed.")
     batch_size = forms.IntegerField(initial=64, min_value=1, max_value=8192)
     lr = forms.FloatField(label="Learning rate", initial=3e-3, min_value=1e-6, max_value=10.0)
+    deterministic = forms.BooleanField(
+        label="Deterministic training", required=False, initial=False,
+        help_text="The same seed gives the same numbers: seeded initialisation, data order and "
+                  "augmentation, and torch's deterministic algorithms (slower on a GPU).")
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -105,7 +109,8 @@ class SearchForm(forms.Form):
             "objectives": self._objectives(d),
             "early_stopping": d["early_stopping"], "warm_start": d.get("warm_start"),
             "train_settings": {"batch_size": d["batch_size"], "lr": d["lr"],
-                               "train_fraction": d["train_fraction"], "resolution": d["resolution"]},
+                               "train_fraction": d["train_fraction"], "resolution": d["resolution"],
+                               "deterministic": bool(d.get("deterministic"))},
         }
 
     @staticmethod

@@ -37,7 +37,8 @@ def search_list_for(user):
     """The user's searches with their progress and best accuracy, newest first."""
     return (Search.objects.filter(owner=user)
             .annotate(done=Count("candidates", filter=Q(candidates__state__in=ENDED)),
-                      best_accuracy=Max("candidates__best_val_accuracy"))
+                      # Trained candidates only: a one-shot job's supernet accuracy is not a result.
+                      best_accuracy=Max("candidates__best_val_accuracy", filter=Q(candidates__kind="train")))
             .order_by("-created_at", "-id"))
 
 
@@ -392,7 +393,8 @@ def search_done_count(search: Search) -> int:
 def search_best_accuracy(search: Search) -> float | None:
     if hasattr(search, "best_accuracy"):
         return search.best_accuracy
-    best = search.candidates.exclude(best_val_accuracy=None).order_by("-best_val_accuracy").first()
+    best = (search.candidates.filter(kind="train").exclude(best_val_accuracy=None)
+            .order_by("-best_val_accuracy").first())  # a one-shot job's supernet is not a result
     return best.best_val_accuracy if best else None
 
 

@@ -16,9 +16,9 @@ from django.conf import settings
 
 from searches import services
 from searches.nas.cell import CellSpace
-from searches.nas.oneshot import (DartsSupernet, SharedSupernet, darts_derive, darts_edge_weights,
-                                  darts_optimizers, darts_step, is_skip_collapse, rank_with_shared_weights,
-                                  supernet_train_step)
+from searches.nas.oneshot import (DartsSupernet, SharedSupernet, darts_arch_lr, darts_derive,
+                                  darts_edge_weights, darts_optimizers, darts_step, is_skip_collapse,
+                                  rank_with_shared_weights, supernet_train_step)
 
 from . import datasets
 
@@ -91,7 +91,8 @@ def _run_darts(net, search, job: _Job):
     # DARTS learns weights on one half of the training split and alpha on the other.
     half = len(data.x_train) // 2
     x_w, y_w, x_a, y_a = data.x_train[:half], data.y_train[:half], data.x_train[half:], data.y_train[half:]
-    w_opt, a_opt = darts_optimizers(net)
+    steps = search.epochs * -(-min(half, len(x_a)) // recipe["batch_size"])  # zip stops at the shorter half
+    w_opt, a_opt = darts_optimizers(net, a_lr=darts_arch_lr(steps))
     history = []
     for epoch in range(1, search.epochs + 1):
         started = time.perf_counter()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import socket
 import threading
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 # Proxy settings: train_fraction (use part of the training data) and resolution
 # (train on inputs scaled to this side length; 0 keeps the data set's own).
 DEFAULT_RECIPE = {"batch_size": 64, "lr": 3e-3, "weight_decay": 5e-4, "label_smoothing": 0.0,
-                  "augment": "shift", "train_fraction": 1.0, "resolution": 0}
+                  "augment": "shift", "train_fraction": 1.0, "resolution": 0, "deterministic": False}
 
 
 def recipe_for(train_settings: dict | None) -> dict:
@@ -83,6 +84,17 @@ class Augmenter:
         cols = cols + offsets[:, 1:]
         index = (rows[:, :, None] * (w + 2 * pad) + cols[:, None, :]).view(b, 1, h * w).expand(b, c, h * w)
         return self.padded.index_select(0, idx).gather(2, index).view(b, c, h, w)
+
+
+def deterministic_algorithms(on: bool) -> None:
+    """A search's deterministic mode: torch's deterministic kernels (an error for an op that has
+    none would fail the candidate, so only a warning) and no cuDNN autotuning; off restores both."""
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # needed by deterministic cuBLAS
+    torch.use_deterministic_algorithms(on, warn_only=True)
+    if on:
+        torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = on
 
 
 def augment_batch(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:
@@ -254,12 +266,15 @@ def _train_claimed(candidate, device, beat) -> str:
                                             resolution=recipe["resolution"]), device)
     # A text space is sized to the data's vocabulary; these settings go into the checkpoint.
     space, space_settings = datasets.space_for(search.space, search.space_settings, data)
+    seed = search.seed + candidate.index
+    torch.manual_seed(seed)  # the initial weights follow the seed too, not only the data order
+    deterministic_algorithms(recipe["deterministic"])
     model = space.build(candidate.arch, data.input_shape, data.num_classes).to(device)
     with_db_retry(services.candidate_set_measurements, candidate, **measure(model, data.input_shape, device))
     rule = get_early_stopping(search.early_stopping, search.early_stopping_settings)
     curves = SearchCurves(search.id)
     n_train = max(1, int(len(data.x_train) * recipe["train_fraction"]))
-    for metrics in train_epochs(model, data, recipe, search.epochs, seed=search.seed + candidate.index):
+    for metrics in train_epochs(model, data, recipe, search.epochs, seed=seed):
         if beat is not None:
             beat.epoch_done(n_train / max(metrics["seconds"], 1e-9))
         if not with_db_retry(services.epoch_record, candidate, **metrics):

@@ -27,8 +27,15 @@ EDGES = tuple(f"e{i}_{j}" for i in range(1, NODES) for j in range(i))
 
 def edge_nodes(edge: str) -> tuple[int, int]:
     """``"e3_1"`` -> ``(3, 1)``: (target node, source node)."""
+    known = _EDGE_NODES.get(edge)
+    if known is not None:
+        return known
     target, source = edge[1:].split("_")
     return int(target), int(source)
+
+
+_EDGE_NODES: dict[str, tuple[int, int]] = {}
+_EDGE_NODES.update({e: edge_nodes(e) for e in EDGES})  # canonical_cell asks for these on every hash
 
 
 class ReLUConvBN(nn.Module):

@@ -7,16 +7,16 @@ from .cell import CellSpace
 from .chain import ChainSpace
 from .mobile import MobileSpace
 from .space import SearchSpace
-from .strategy import RandomSearch, Strategy
+from .strategy import Strategy
 from .text import TextSpace
-from .strategies import (GeneticAlgorithm, GridSearch, Reinforce, RegularizedEvolution,
-                         SimulatedAnnealing, TPE)
+from .strategies import (GeneticAlgorithm, GridSearch, LocalSearch, PredictorSearch, RandomSearch,
+                         Reinforce, RegularizedEvolution, SimulatedAnnealing, TPE)
 
 SPACES: dict[str, type[SearchSpace]] = {
     cls.name: cls for cls in (ChainSpace, CellSpace, MobileSpace, TextSpace)}
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls for cls in (RandomSearch, GridSearch, RegularizedEvolution, GeneticAlgorithm,
-                              SimulatedAnnealing, Reinforce, TPE)
+                              SimulatedAnnealing, Reinforce, TPE, LocalSearch, PredictorSearch)
 }
 
 

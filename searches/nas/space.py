@@ -112,7 +112,12 @@ class SearchSpace:
         return True
 
     def arch_hash(self, arch: dict) -> str:
-        text = json.dumps(self.canonical(arch), sort_keys=True, separators=(",", ":"))
+        return self.canonical_hash(self.canonical(arch))
+
+    @staticmethod
+    def canonical_hash(canonical_arch: dict) -> str:
+        """The hash of an architecture already in canonical form (``validate``'s result)."""
+        text = json.dumps(canonical_arch, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def genotype(self, arch: dict) -> str:
@@ -129,12 +134,19 @@ class SearchSpace:
     def sample(self, rng: random.Random, max_tries: int = 1000) -> dict:
         for _ in range(max_tries):
             arch = {d.name: rng.choice(d.choices) for d in self.decisions}
-            if self.is_valid(arch):
-                return self.canonical(arch)
+            try:
+                return self.validate(arch)
+            except InvalidArchitecture:
+                continue
         raise InvalidArchitecture(f"could not sample a valid architecture from {self.name}")
 
-    def mutate(self, arch: dict, rng: random.Random, max_tries: int = 1000) -> dict:
-        """Change one decision to another of its choices, keeping the result valid."""
+    def mutate(self, arch: dict, rng: random.Random, max_tries: int = 20) -> dict:
+        """Change one decision to another of its choices, keeping the result valid.
+
+        ``max_tries`` random changes first (nearly always enough); in a space
+        where few changes are valid, then a random one of all the valid
+        one-decision changes; a random architecture only when there is none.
+        """
         arch = self.canonical(arch)
         own_hash = self.arch_hash(arch)
         mutable = [d for d in self.decisions if len(d.choices) > 1]
@@ -142,9 +154,28 @@ class SearchSpace:
             d = rng.choice(mutable)
             child = dict(arch)
             child[d.name] = rng.choice([c for c in d.choices if c != arch[d.name]])
-            if self.is_valid(child) and self.arch_hash(child) != own_hash:
-                return self.canonical(child)
-        return self.sample(rng)
+            try:
+                child = self.validate(child)
+            except InvalidArchitecture:
+                continue
+            if self.canonical_hash(child) != own_hash:
+                return child
+        valid = self._valid_changes(arch, own_hash, mutable)
+        return rng.choice(valid) if valid else self.sample(rng)
+
+    def _valid_changes(self, arch: dict, own_hash: str, mutable: list[Decision]) -> list[dict]:
+        found = {}
+        for d in mutable:
+            for choice in d.choices:
+                if choice == arch[d.name]:
+                    continue
+                try:
+                    child = self.validate({**arch, d.name: choice})
+                except InvalidArchitecture:
+                    continue
+                found.setdefault(self.canonical_hash(child), child)
+        found.pop(own_hash, None)
+        return list(found.values())
 
     def crossover(self, a: dict, b: dict, rng: random.Random, max_tries: int = 100) -> dict:
         """Uniform crossover: each decision from one parent or the other."""

@@ -335,3 +335,32 @@ def test_a_darts_search_page_shows_edge_weights_and_flags_a_skip_collapse(client
     html = client.get(reverse("search_detail", args=[search.id])).content.decode()
     assert 'id="darts-card"' in html and "skip 0.800" in html
     assert "the known DARTS collapse" in html and 'id="darts-collapse" hidden' not in html
+
+
+def test_deterministic_mode_is_chosen_in_the_form_and_shown_on_the_search_page(client, alice):
+    client.force_login(alice)
+    client.post(reverse("search_new"), {**VALID, "deterministic": "on"})
+    search = Search.objects.get()
+    assert search.train_settings["deterministic"] is True
+    assert "deterministic training" in client.get(search.url).content.decode()
+    Search.objects.filter(pk=search.pk).update(train_settings={**search.train_settings, "deterministic": False})
+    assert "deterministic training" not in client.get(search.url).content.decode()
+
+
+def test_a_one_shot_search_reports_the_retrained_cells_accuracy_not_the_supernets(client, alice):
+    from searches import selectors
+    from searches.api.serializers import SearchSerializer
+
+    search = services.search_create(owner=alice, name="darts", dataset="digits", space="cell", strategy="darts",
+                                    max_candidates=2, epochs=1, seed=1)
+    job = services.candidate_claim(services.search_advance(search.id)[0], worker="w", device="cpu")
+    services.oneshot_finish(job, proposals=[{e: "conv3x3" for e in ("e1_0", "e2_0", "e2_1", "e3_0", "e3_1", "e3_2")}],
+                            extra={"skip_collapse": False})
+    Candidate.objects.filter(pk=job.pk).update(best_val_accuracy=0.974)  # the supernet's own accuracy
+    assert SearchSerializer(search).data["best_accuracy"] is None
+    services.search_advance(search.id)  # queues the derived cell for retraining
+    retrained = Candidate.objects.filter(search=search, kind="train").order_by("index")
+    assert retrained.exists()
+    retrained.update(best_val_accuracy=0.922)
+    assert SearchSerializer(search).data["best_accuracy"] == 0.922
+    assert selectors.search_list_for(alice).get(pk=search.pk).best_accuracy == 0.922

@@ -152,3 +152,20 @@ def test_checkpoint_writes_are_atomic_when_saving_fails(tmp_path):
         checkpoints.write_atomically(target, {"weights": torch.zeros(1000), "bad": lambda: None})
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_deterministic_search_gives_the_same_numbers_for_the_same_seed(alice, checkpoint_dir):
+    """Two searches with the same seed, in deterministic mode, train their first candidate to
+    identical per-epoch accuracies and losses (initial weights, data order and augmentation
+    follow the seed; another process's torch calls in between change nothing)."""
+    curves = []
+    for _ in range(2):
+        search = make_search(alice, seed=11, train_settings={"deterministic": True})
+        cid = services.search_advance(search.id)[0]
+        torch.rand(7)  # moves the global generator, as other work in the worker process would
+        assert training.run_candidate(cid, worker="w") == "finished"
+        curves.append(list(EpochMetric.objects.filter(candidate_id=cid).order_by("epoch")
+                           .values_list("val_accuracy", "train_loss")))
+    assert curves[0] == curves[1]
+    assert torch.are_deterministic_algorithms_enabled()
+    training.deterministic_algorithms(False)

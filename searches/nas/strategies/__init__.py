@@ -8,8 +8,11 @@ from .common import HistoryStrategy
 from .evolution import RegularizedEvolution
 from .genetic import GeneticAlgorithm
 from .grid import GridSearch
+from .local_search import LocalSearch
+from .predictor import PredictorSearch
+from .random_search import RandomSearch
 from .reinforce import Reinforce
 from .tpe import TPE
 
-__all__ = ["GeneticAlgorithm", "GridSearch", "HistoryStrategy", "Reinforce",
-           "RegularizedEvolution", "SimulatedAnnealing", "TPE"]
+__all__ = ["GeneticAlgorithm", "GridSearch", "HistoryStrategy", "LocalSearch", "PredictorSearch",
+           "RandomSearch", "Reinforce", "RegularizedEvolution", "SimulatedAnnealing", "TPE"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 import functools
 import math
 import random
-import statistics
 
-from .common import HistoryStrategy, fill_unseen, propose_unseen, seen_hashes
+from .common import (HistoryStrategy, fill_unseen, neighbours, propose_unseen, replay, seen_hashes,
+                     space_key)
 
 
 class SimulatedAnnealing(HistoryStrategy):
@@ -21,8 +21,8 @@ class SimulatedAnnealing(HistoryStrategy):
     ``T = initial_temperature * cooling ** k`` where ``k`` is the number of
     finished trials before that one.
 
-    Each acceptance draw comes from its own generator keyed by the trial's
-    position and architecture hash, not from ``ask``'s rng: replaying the
+    Each acceptance draw is a fixed function of the trial's position and
+    architecture hash (``acceptance_draw``), not of ``ask``'s rng: replaying the
     same history therefore repeats the same decisions on every call and
     after any restart, and the history itself follows from the search seed.
 
@@ -52,19 +52,29 @@ class SimulatedAnnealing(HistoryStrategy):
         return self.initial_temperature * self.cooling ** finished
 
     def current(self, space, results):
-        """The solution the annealing chain sits on after ``results`` (finished trials, in order)."""
-        current = results[0]
-        for k in range(1, len(results)):
-            candidate = results[k]
+        """The solution the annealing chain sits on after ``results`` (finished trials, in order).
+
+        The replay resumes from the state cached for the longest already
+        replayed prefix (``replay``); the spread is a running one (Welford).
+        """
+        def step(state, k, candidate):
+            if state is None:
+                return candidate, 1, float(candidate.score), 0.0
+            current, count, mean, square_sum = state
+            count += 1
+            change = candidate.score - mean
+            mean += change / count
+            square_sum += change * (candidate.score - mean)
             delta = candidate.score - current.score
             if delta >= 0:
+                return candidate, count, mean, square_sum
+            spread = (square_sum / count) ** 0.5 or 1.0
+            if acceptance_draw(k, candidate.hash_in(space)) < math.exp(delta / spread / self.temperature(k)):
                 current = candidate
-                continue
-            spread = statistics.pstdev(t.score for t in results[:k + 1]) or 1.0
-            draw = random.Random(f"annealing:{k}:{space.arch_hash(candidate.arch)}").random()
-            if draw < math.exp(delta / spread / self.temperature(k)):
-                current = candidate
-        return current
+            return current, count, mean, square_sum
+
+        owner = ("annealing", self.initial_temperature, self.cooling, space_key(space))
+        return replay(owner, space, results, lambda: None, step)[0]
 
     def ask(self, space, history, n, rng):
         if n <= 0:
@@ -74,13 +84,24 @@ class SimulatedAnnealing(HistoryStrategy):
         if not results:
             return fill_unseen(space, seen, n, rng)
         current = self.current(space, results).arch
-        proposals: list[dict] = []
-        for steps in range(1, self.max_steps + 1):
-            neighbour = functools.partial(walk, space, current, steps)
-            proposals += propose_unseen(space, seen, n - len(proposals), rng, neighbour, fill=False)
+        proposals = [a for a in neighbours(space, current) if space.canonical_hash(a) not in seen]
+        rng.shuffle(proposals)  # the untried one-decision moves, in random order
+        proposals = proposals[:n]
+        seen.update(space.canonical_hash(a) for a in proposals)
+        for steps in range(2, self.max_steps + 1):
             if len(proposals) == n:
                 return proposals
+            neighbour = functools.partial(walk, space, current, steps)
+            proposals += propose_unseen(space, seen, n - len(proposals), rng, neighbour, fill=False)
         return proposals + fill_unseen(space, seen, n - len(proposals), rng)
+
+
+def acceptance_draw(k: int, arch_hash: str) -> float:
+    """A uniform draw in [0, 1) fixed by the trial's position and hash (splitmix64 of both)."""
+    z = (int(arch_hash[:16], 16) ^ (k * 0x9E3779B97F4A7C15)) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return ((z ^ (z >> 31)) >> 11) / float(1 << 53)
 
 
 def walk(space, arch: dict, steps: int, rng: random.Random) -> dict:

@@ -8,8 +8,11 @@ construction), and every random choice comes from the ``rng`` argument.
 from __future__ import annotations
 
 import itertools
+import json
 import random
 from typing import Any, Callable, Iterator
+
+import numpy as np
 
 from ..pareto import Objective, has_objectives, parse_objectives, rank_and_crowding, utilities
 from ..space import InvalidArchitecture, SearchSpace
@@ -56,17 +59,166 @@ class HistoryStrategy(Strategy):
         return result
 
     def prior(self, space: SearchSpace) -> list[Trial]:
-        """The usable part of the warm start: finished trials valid in ``space``."""
-        return [t for t in self.warm_start if t.finished and space.is_valid(t.arch)]
+        """The usable part of the warm start: its finished trials, mapped into ``space``.
+
+        An earlier search over the same space with other settings (more or
+        fewer ops, other widths) maps through ``map_into``; trials that have
+        no counterpart here are dropped.
+        """
+        mapped = []
+        for t in self.warm_start:
+            arch = map_into(space, t.arch) if t.finished else None
+            if arch is not None:
+                mapped.append(Trial(arch, t.state, t.score, t.metrics))
+        return mapped
 
     def evidence(self, space: SearchSpace, history: list[Trial]) -> list[Trial]:
         """Finished trials to learn from, in order: warm start first, then this search."""
         return self.prior(space) + [t for t in history if t.finished]
 
 
+class PopulationStrategy(HistoryStrategy):
+    """Base of the strategies that breed children from a population of results.
+
+    Proposals are random until ``population`` results are ranked, or, with a
+    warm start, from the first ask on: the earlier search's results are the
+    first population, so they shape the very first proposals. Subclasses set
+    ``population`` and ``objectives`` and implement ``parent_picker``.
+    """
+
+    population: int = 1
+    objectives: list = []
+
+    def parent_picker(self, space: SearchSpace, results: list[Trial], seen: set[str]) -> Propose:
+        """A function rng -> child, given the rankable results (oldest first) and the seen hashes."""
+        raise NotImplementedError
+
+    def ask(self, space, history, n, rng):
+        if n <= 0:
+            return []
+        seen = seen_hashes(space, history)
+        results = selectable(self.evidence(space, history), self.objectives)
+        ready = len(results) >= (1 if self.prior(space) else self.population)
+        if not ready:
+            return fill_unseen(space, seen, n, rng)
+        return propose_unseen(space, seen, n, rng, self.parent_picker(space, results, seen))
+
+
 def seen_hashes(space: SearchSpace, history: list[Trial]) -> set[str]:
     """Hashes of every candidate of the search, whatever its state."""
     return {t.hash_in(space) for t in history}
+
+
+def map_into(space: SearchSpace, arch: dict) -> dict | None:
+    """``arch`` from a space of the same kind with other settings, as an architecture of ``space``.
+
+    A value that is a choice here stays; a number that is not takes the
+    nearest numeric choice (a width of 48 where 32 and 64 are offered
+    becomes 32, the first of equal distance); a missing decision or any
+    other value that is not a choice makes the whole architecture
+    unmappable (None), as does a result that is invalid here.
+    """
+    if not isinstance(arch, dict):
+        return None
+    mapped = {}
+    for d in space.decisions:
+        value = arch.get(d.name)
+        numbers = [c for c in d.choices if _is_number(c)]
+        if value in d.choices:
+            mapped[d.name] = value
+        elif _is_number(value) and numbers:
+            mapped[d.name] = min(numbers, key=lambda c: abs(c - value))
+        else:
+            return None
+    try:
+        return space.validate(mapped)
+    except InvalidArchitecture:
+        return None
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# --- integer codes, cached by hash ------------------------------------------
+# Encoding an architecture canonicalises it, which dominates the cost of an ask
+# once the history holds thousands of trials. The codes of a hash never change
+# within a space, so they are cached (bounded); correctness never depends on it.
+_CODES: dict[tuple[str, str], tuple[int, ...]] = {}
+_CODES_LIMIT = 200_000
+
+
+def space_key(space: SearchSpace) -> str:
+    return space.name + json.dumps(space.settings(), sort_keys=True, default=str)
+
+
+def codes_matrix(space: SearchSpace, trials: list[Trial]) -> np.ndarray:
+    """The integer codes of ``trials`` as an (n, decisions) array."""
+    key = space_key(space)
+    rows = []
+    for t in trials:
+        h = (key, t.hash_in(space))
+        codes = _CODES.get(h)
+        if codes is None:
+            if len(_CODES) >= _CODES_LIMIT:
+                _CODES.clear()
+            codes = _CODES[h] = tuple(space.encode(space.canonical(t.arch)))
+        rows.append(codes)
+    return np.array(rows, dtype=np.int64).reshape(len(rows), len(space.decisions))
+
+
+# --- replaying a history, resumed from the longest cached prefix -------------
+# Strategies that replay the results in order (annealing, REINFORCE) would redo
+# the whole history at every ask; the state after each replayed prefix is
+# cached under a fingerprint of that prefix (in this process only), so an ask
+# replays just the trials added since the last one. A miss replays from the start.
+_REPLAY: dict[tuple, Any] = {}
+_REPLAY_LIMIT = 10_000
+
+
+def replay(owner: tuple, space: SearchSpace, trials: list[Trial], start: Callable[[], Any],
+           step: Callable[[Any, int, Trial], Any]) -> Any:
+    """``step(state, k, trials[k])`` folded over ``trials`` from ``start()``; ``owner`` keys the cache
+    (the strategy's name and settings and the space), so two strategies never share a state.
+    ``step`` must return a new state object (a cached one is never changed in place)."""
+    prints, running = [], hash(owner)
+    for t in trials:
+        running = hash((running, t.hash_in(space), t.score))
+        prints.append(running)
+    k, state = 0, None
+    for k in range(len(trials), 0, -1):
+        state = _REPLAY.get(prints[k - 1])
+        if state is not None:
+            break
+    else:
+        k, state = 0, start()
+    for i in range(k, len(trials)):
+        state = step(state, i, trials[i])
+    if trials:
+        if len(_REPLAY) >= _REPLAY_LIMIT:
+            _REPLAY.clear()
+        _REPLAY[prints[-1]] = state
+    return state
+
+
+def neighbours(space: SearchSpace, arch: Arch) -> list[Arch]:
+    """Every valid architecture one decision away from ``arch`` (distinct, canonical)."""
+    arch = space.canonical(arch)
+    own = space.canonical_hash(arch)
+    found, hashes = [], {own}
+    for d in space.decisions:
+        for choice in d.choices:
+            if choice == arch[d.name]:
+                continue
+            try:
+                child = space.validate({**arch, d.name: choice})
+            except InvalidArchitecture:
+                continue
+            h = space.canonical_hash(child)
+            if h not in hashes:
+                hashes.add(h)
+                found.append(child)
+    return found
 
 
 # --- lazy enumeration ---------------------------------------------------
@@ -149,7 +301,7 @@ def _sample_unseen(space: SearchSpace, seen: set[str], rng: random.Random, tries
             arch = space.sample(rng)
         except InvalidArchitecture:
             return None
-        h = space.arch_hash(arch)
+        h = space.canonical_hash(arch)  # sample returns the canonical form
         if h not in seen:
             seen.add(h)
             return arch
@@ -186,7 +338,7 @@ def propose_unseen(space: SearchSpace, seen: set[str], n: int, rng: random.Rando
                 arch = space.validate(propose(rng))
             except InvalidArchitecture:
                 continue
-            h = space.arch_hash(arch)
+            h = space.canonical_hash(arch)
             if h not in seen:
                 seen.add(h)
                 found.append(arch)

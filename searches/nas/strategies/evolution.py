@@ -1,19 +1,18 @@
 """Regularized (aging) evolution, Real et al. 2019 ("AmoebaNet")."""
 from __future__ import annotations
 
-from .common import (HistoryStrategy, fill_unseen, fitness, propose_unseen, read_objectives,
-                     seen_hashes, selectable, tournament)
+from .common import PopulationStrategy, fitness, read_objectives, tournament
 
 
-class RegularizedEvolution(HistoryStrategy):
+class RegularizedEvolution(PopulationStrategy):
     """Tournament among the youngest ``population`` results, then mutate the winner.
 
     The population is the last ``population`` finished trials in history
     order (warm-start trials count as older than the search's own); older
     ones age out even if they were good, which is what regularises the
     search. Each child: draw ``sample`` members at random, take the fittest,
-    apply one mutation. Until ``population`` trials have finished, proposals
-    are random.
+    apply one mutation (one decision changed). Until ``population`` trials
+    have finished, proposals are random; a warm start is the first population.
 
     With ``objectives`` (e.g. ``["val_acc", "latency_ms:min"]``) fitness is
     NSGA-II's order within the population: Pareto rank, then crowding
@@ -38,13 +37,7 @@ class RegularizedEvolution(HistoryStrategy):
             result["objectives"] = [o.to_dict() for o in self.objectives]
         return result
 
-    def ask(self, space, history, n, rng):
-        if n <= 0:
-            return []
-        seen = seen_hashes(space, history)
-        results = selectable(self.evidence(space, history), self.objectives)
-        if len(results) < self.population:
-            return fill_unseen(space, seen, n, rng)
+    def parent_picker(self, space, results, seen):
         population = results[-self.population:]
         keys = fitness(population, self.objectives)
 
@@ -52,4 +45,4 @@ class RegularizedEvolution(HistoryStrategy):
             parent = tournament(population, keys, self.sample, rng)
             return space.mutate(parent.arch, rng)
 
-        return propose_unseen(space, seen, n, rng, child)
+        return child

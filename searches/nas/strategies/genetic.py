@@ -1,11 +1,10 @@
 """A steady-state genetic algorithm with tournament selection and elitism."""
 from __future__ import annotations
 
-from .common import (HistoryStrategy, fill_unseen, fitness, propose_unseen, read_objectives,
-                     seen_hashes, selectable, tournament)
+from .common import PopulationStrategy, fitness, read_objectives, tournament
 
 
-class GeneticAlgorithm(HistoryStrategy):
+class GeneticAlgorithm(PopulationStrategy):
     """Crossover of two tournament winners, then mutation.
 
     The breeding pool is the last ``population`` finished trials plus the
@@ -25,7 +24,7 @@ class GeneticAlgorithm(HistoryStrategy):
     name = "genetic"
     label = "Genetic algorithm"
 
-    def __init__(self, population: int = 10, tournament: int = 3, crossover_rate: float = 0.9,
+    def __init__(self, population: int = 5, tournament: int = 3, crossover_rate: float = 0.9,
                  mutation_rate: float = 0.5, elitism: int = 2, objectives: list | None = None,
                  warm_start: list | None = None):
         super().__init__(warm_start)
@@ -55,13 +54,7 @@ class GeneticAlgorithm(HistoryStrategy):
         elites = [results[i] for i in best_first[:self.elitism] if i < recent_start]
         return elites + results[recent_start:]
 
-    def ask(self, space, history, n, rng):
-        if n <= 0:
-            return []
-        seen = seen_hashes(space, history)
-        results = selectable(self.evidence(space, history), self.objectives)
-        if len(results) < self.population:
-            return fill_unseen(space, seen, n, rng)
+    def parent_picker(self, space, results, seen):
         pool = self.breeding_pool(results)
         keys = fitness(pool, self.objectives)
 
@@ -75,4 +68,4 @@ class GeneticAlgorithm(HistoryStrategy):
                 arch = space.mutate(arch, rng)
             return arch
 
-        return propose_unseen(space, seen, n, rng, child)
+        return child

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import itertools
 
-from .common import HistoryStrategy, grid_index, iter_grid, seen_hashes
+from .common import HistoryStrategy, codes_matrix, grid_index, iter_grid, seen_hashes
 
 
 class GridSearch(HistoryStrategy):
@@ -24,8 +24,7 @@ class GridSearch(HistoryStrategy):
         if n <= 0:
             return []
         seen = seen_hashes(space, history)
-        positions = [p for p in (grid_index(space, t.arch) for t in history) if p is not None]
-        start = max(positions) + 1 if positions else 0
+        start = furthest_position(space, history) + 1
         found = []
         for _, arch in itertools.chain(iter_grid(space, start), iter_grid(space, 0, start)):
             h = space.arch_hash(arch)
@@ -36,3 +35,16 @@ class GridSearch(HistoryStrategy):
             if len(found) == n:
                 break
         return found
+
+
+def furthest_position(space, history) -> int:
+    """The largest grid position in ``history`` (-1 if none), from the cached codes when it can."""
+    try:
+        codes = codes_matrix(space, history)
+    except (KeyError, ValueError):  # a canonical form outside the choices: no grid position
+        positions = [p for p in (grid_index(space, t.arch) for t in history) if p is not None]
+        return max(positions, default=-1)
+    index = 0
+    for j, d in enumerate(space.decisions):
+        index = index * len(d.choices) + codes[:, j].astype(object)
+    return int(max(index, default=-1)) if len(history) else -1

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import HistoryStrategy, propose_unseen, seen_hashes
+from .common import HistoryStrategy, codes_matrix, propose_unseen, replay, seen_hashes, space_key
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max())
-    return z / z.sum()
+def softmax_rows(logits: np.ndarray) -> np.ndarray:
+    """Softmax of each row; -inf entries get probability 0."""
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
 
 
 class Reinforce(HistoryStrategy):
@@ -46,25 +47,41 @@ class Reinforce(HistoryStrategy):
         return {"learning_rate": self.learning_rate, "baseline_decay": self.baseline_decay}
 
     def policy(self, space, results) -> list[np.ndarray]:
-        """Choice probabilities per decision after learning from ``results`` in order."""
-        logits = [np.zeros(len(d.choices)) for d in space.decisions]
-        baseline = spread = None
-        decay = self.baseline_decay
-        for trial in results:
+        """Choice probabilities per decision after learning from ``results`` in order.
+
+        The logits of all decisions are one padded (decisions, choices) array
+        whose padding stays at -inf. The replay resumes from the state cached
+        for the longest already replayed prefix of ``results`` (``replay``).
+        """
+        sizes = [len(d.choices) for d in space.decisions]
+        codes = codes_matrix(space, results)
+        rows = np.arange(len(sizes))
+
+        def start():
+            logits = np.full((len(sizes), max(sizes, default=1)), -np.inf)
+            for j, k in enumerate(sizes):
+                logits[j, :k] = 0.0
+            return logits, None, None
+
+        def step(state, k, trial):
+            logits, baseline, spread = state
             reward = float(trial.score)
             if baseline is None:
-                baseline = reward
-                continue
+                return logits, reward, None
             deviation = reward - baseline
             spread = abs(deviation) if spread is None else decay * spread + (1 - decay) * abs(deviation)
-            advantage = float(np.clip(deviation / spread, -3, 3)) if spread > 0 else 0.0
-            codes = space.encode(space.canonical(trial.arch))
-            for row, code in zip(logits, codes):
-                gradient = -softmax(row)
-                gradient[code] += 1.0
-                row += self.learning_rate * advantage * gradient
-            baseline = decay * baseline + (1 - decay) * reward
-        return [softmax(row) for row in logits]
+            advantage = min(3.0, max(-3.0, deviation / spread)) if spread > 0 else 0.0
+            if advantage:
+                gradient = -softmax_rows(logits)
+                gradient[rows, codes[k]] += 1.0
+                logits = logits + self.learning_rate * advantage * gradient  # -inf padding stays -inf
+            return logits, decay * baseline + (1 - decay) * reward, spread
+
+        decay = self.baseline_decay
+        owner = ("reinforce", self.learning_rate, decay, space_key(space))
+        logits = replay(owner, space, results, start, step)[0]
+        probabilities = softmax_rows(logits)
+        return [probabilities[j, :k] for j, k in enumerate(sizes)]
 
     def ask(self, space, history, n, rng):
         if n <= 0:

@@ -4,11 +4,13 @@ import copy
 import json
 import random
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from searches.nas.cell import EDGES, CellSpace
-from searches.nas.oneshot import (DartsSupernet, SharedSupernet, darts_derive, darts_edge_weights,
+from searches.nas.oneshot import (PAPER_ARCH_STEPS, DartsSupernet, SharedSupernet, darts_arch_lr,
+                                  darts_derive, darts_edge_weights,
                                   darts_optimizers, darts_step, is_skip_collapse,
                                   rank_with_shared_weights, supernet_train_step)
 
@@ -36,6 +38,26 @@ def test_darts_steps_change_alpha_and_weights():
         assert all(isinstance(v, float) and v > 0 for v in losses.values())
     assert not torch.equal(net.alpha, alpha)
     assert not torch.equal(net.stem[0].weight, stem)
+
+
+def test_arch_lr_lets_alpha_travel_as_far_as_in_the_paper_on_short_searches():
+    assert darts_arch_lr(PAPER_ARCH_STEPS) == darts_arch_lr(None) == 3e-4
+    assert darts_arch_lr(PAPER_ARCH_STEPS // 10) * (PAPER_ARCH_STEPS // 10) == pytest.approx(3e-4 * PAPER_ARCH_STEPS, rel=1e-3)
+    assert darts_arch_lr(10) == 3e-4 * 30  # capped
+
+
+def test_with_the_scaled_arch_lr_alpha_travels_further():
+    """20 steps: at the paper's rate alpha moves by about 20 * 3e-4; scaled, by far more."""
+    travel = {}
+    for a_lr in (3e-4, darts_arch_lr(20)):
+        net = darts()
+        start = net.alpha.detach().clone()
+        w_opt, a_opt = darts_optimizers(net, a_lr=a_lr)
+        for step in range(20):
+            darts_step(net, w_opt, a_opt, batch(step), batch(1000 + step))
+        travel[a_lr] = (net.alpha.detach() - start).abs().max().item()
+    assert travel[3e-4] < 0.01
+    assert travel[darts_arch_lr(20)] > 10 * travel[3e-4]
 
 
 def test_darts_moves_alpha_down_the_validation_gradient():

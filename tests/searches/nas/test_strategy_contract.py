@@ -19,7 +19,6 @@ from searches.nas.strategy import Trial, strategy_rng
 
 BUDGET = 15
 BATCH = 3
-TPE_BUDGET = 9  # TPE rebuilds an Optuna study on every ask: keep it short
 
 # Every strategy with its defaults, plus settings small enough that the
 # learning part (not only the random start) runs within the budget.
@@ -29,6 +28,8 @@ CONFIGS = [(name, {}) for name in sorted(STRATEGIES)] + [
     ("genetic", {"population": 4, "tournament": 2}),
     ("genetic", {"population": 4, "tournament": 2, "objectives": ["val_acc", "size:min"]}),
     ("tpe", {"n_startup": 3}),
+    ("local", {"n_initial": 3}),
+    ("predictor", {"n_initial": 3}),
 ]
 CONFIG_IDS = [name + ("-" + "-".join(sorted(kw)) if kw else "") for name, kw in CONFIGS]
 
@@ -63,7 +64,7 @@ def advance(space, trial: Trial) -> Trial:
 
 
 def budget_for(name: str) -> int:
-    return TPE_BUDGET if name == "tpe" else BUDGET
+    return BUDGET
 
 
 def simulate(strategy, space, seed: int, budget: int):
