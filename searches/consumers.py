@@ -249,3 +249,14 @@ class WorkersConsumer(AsyncJsonWebsocketConsumer):
         task = getattr(self, "_task", None)
         if task is not None:
             task.cancel()
+
+
+class SearchListConsumer(WorkersConsumer):
+    """The search list's websocket: the user's rows (state, done/total, best accuracy) whenever
+    they change, read on the server every ``interval`` seconds like the workers table."""
+
+    async def _send_if_changed(self):
+        rows = await database_sync_to_async(selectors.search_list_rows)(self.user)
+        if rows != self._last:
+            self._last = rows
+            await self.send_json({"type": "searches", "searches": rows})

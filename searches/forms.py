@@ -21,6 +21,16 @@ OBJECTIVES = {
                          [{"metric": "val_accuracy", "direction": "max"}, {"metric": "latency_ms", "direction": "min"}]),
 }
 
+# What each preset is for, shown next to its button.
+PRESET_HELP = {
+    "quick": "8 candidates × 5 epochs: a few minutes on a CPU; checks that data set and space work.",
+    "standard": "30 candidates × 15 epochs: a real first search; the best ones are worth keeping.",
+    "thorough": "100 candidates × 30 epochs, 4 at once: for a GPU box with several workers; hours on a CPU.",
+}
+
+# The form shows these first; the rest sit under "Advanced settings".
+BASIC_FIELDS = ("name", "dataset", "space", "strategy", "max_candidates", "epochs", "parallel", "objective")
+
 PRESETS = {
     "quick": {"max_candidates": 8, "epochs": 5, "parallel": 2},
     "standard": {"max_candidates": 30, "epochs": 15, "parallel": 2},
@@ -77,6 +87,12 @@ class SearchForm(forms.Form):
         self.fields["space"].choices = [(n, cls.label or n) for n, cls in SPACES.items()]
         self.fields["strategy"].choices = ([(n, cls.label or n) for n, cls in STRATEGIES.items()]
                                            + list(ONE_SHOT.items()))
+
+    def basic_fields(self):
+        return [self[name] for name in self.fields if name in BASIC_FIELDS]
+
+    def advanced_fields(self):
+        return [self[name] for name in self.fields if name not in BASIC_FIELDS]
 
     def clean_dataset(self):
         name = self.cleaned_data["dataset"]

@@ -1,8 +1,9 @@
 from django.urls import path
 
-from .consumers import SearchConsumer, WorkersConsumer
+from .consumers import SearchConsumer, SearchListConsumer, WorkersConsumer
 
 websocket_urlpatterns = [
     path("ws/searches/<int:search_id>/", SearchConsumer.as_asgi()),
     path("ws/workers/", WorkersConsumer.as_asgi()),
+    path("ws/searches/", SearchListConsumer.as_asgi()),
 ]

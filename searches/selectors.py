@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection
@@ -42,6 +43,20 @@ def search_list_for(user):
             .order_by("-created_at", "-id"))
 
 
+def search_list_rows(user) -> list[dict]:
+    """The search list as plain rows (for the page and its websocket): what, how far, how good."""
+    rows = []
+    for s in search_list_for(user):
+        rows.append({
+            "id": s.id, "name": s.name, "url": s.url, "dataset": s.dataset, "space": s.space,
+            "strategy": s.strategy, "state": s.state, "done": s.done, "total": s.max_candidates,
+            "best_accuracy": s.best_accuracy, "created_at": s.created_at.isoformat(),
+            "started_at": s.started_at.isoformat() if s.started_at else None,
+            "finished_at": s.finished_at.isoformat() if s.finished_at else None,
+        })
+    return rows
+
+
 def search_get_for(user, search_id: int) -> Search:
     """The user's own search, or 404 (another user's search is as absent as a missing one)."""
     search = Search.objects.filter(owner=user, pk=search_id).first()
@@ -60,6 +75,11 @@ def candidate_get_for(user, search_id: int, candidate_id: int) -> Candidate:
     if candidate is None:
         raise Http404("No such candidate.")
     return candidate
+
+
+def search_devices(search: Search) -> list[str]:
+    """The devices its candidates trained on ("cpu", "cuda:0 (NVIDIA H200)", ...), for naming the hours."""
+    return sorted(d for d in search.candidates.exclude(device="").order_by().values_list("device", flat=True).distinct())
 
 
 def best_candidate(search: Search) -> Candidate | None:
@@ -358,6 +378,13 @@ def confusion_rows(matrix) -> list[dict]:
 
 # --- workers ---------------------------------------------------------------------
 
+def live_worker_count(*, now=None) -> int:
+    """Training workers heard from within the heartbeat timeout: how many candidates can train at once."""
+    now = now or timezone.now()
+    timeout = float(getattr(settings, "HEARTBEAT_TIMEOUT_SECONDS", 60))
+    return Worker.objects.filter(last_heartbeat__gte=now - timedelta(seconds=timeout)).count()
+
+
 def worker_rows_for(user, *, now=None) -> list[dict]:
     """Every worker as last heard of, ``lost`` once silent past the heartbeat timeout. The
     candidate it trains is named only to the owner of that candidate's search."""
@@ -441,3 +468,31 @@ def darts_job(search: Search) -> Candidate | None:
     if search.strategy != "darts":
         return None
     return search.candidates.filter(index=0, kind="darts").first()
+
+
+# --- the new-search form -----------------------------------------------------------
+
+EPOCH_SAMPLE = 2000
+
+
+def epoch_seconds_by_dataset(user) -> dict[str, float]:
+    """Median seconds of one epoch per data set, over the user's latest epochs: the base of the
+    form's run-time estimate."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT s.dataset, percentile_cont(0.5) WITHIN GROUP (ORDER BY e.seconds) FROM "
+            "(SELECT search_id, seconds FROM searches_epochmetric WHERE search_id IN "
+            " (SELECT id FROM searches_search WHERE owner_id = %s) ORDER BY id DESC LIMIT %s) e "
+            "JOIN searches_search s ON s.id = e.search_id GROUP BY s.dataset", [user.id, EPOCH_SAMPLE])
+        return {name: float(seconds) for name, seconds in cursor.fetchall()}
+
+
+def search_form_info(user) -> dict:
+    """What the form's live estimate needs: each space's size, epoch times, live workers."""
+    from .nas import SPACES, get_space
+
+    return {
+        "space_sizes": {name: get_space(name).size() for name in SPACES},
+        "epoch_seconds": epoch_seconds_by_dataset(user),
+        "workers_online": live_worker_count(),
+    }

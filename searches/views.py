@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from . import forms as search_forms
 from . import selectors, services, storage
-from .forms import PRESETS, SearchForm
+from .forms import BASIC_FIELDS, PRESET_HELP, PRESETS, SearchForm
 from .models import Candidate, Search
 
 FREQUENCY_K_DEFAULT = 20
@@ -21,7 +21,9 @@ FREQUENCY_K_MAX = 1000
 
 @login_required
 def search_list(request):
-    return render(request, "searches/search_list.html", {"searches": selectors.search_list_for(request.user)})
+    rows = selectors.search_list_rows(request.user)
+    return render(request, "searches/search_list.html", {
+        "searches": rows, "states": Search.State.values, "datasets": sorted({r["dataset"] for r in rows})})
 
 
 def _clone_initial(search: Search, form: SearchForm) -> dict:
@@ -74,8 +76,12 @@ def search_new(request):
         else:
             return redirect(search)
     # Reaching here with a bound form means it was refused: say so with a 400.
-    return render(request, "searches/search_new.html", {"form": form, "presets": PRESETS, "clone_of": clone_of},
-                  status=400 if form.is_bound else 200)
+    info = selectors.search_form_info(request.user)
+    return render(request, "searches/search_new.html", {
+        "form": form, "presets": PRESETS, "preset_help": PRESET_HELP, "clone_of": clone_of, "form_info": info,
+        "workers_online": info["workers_online"],
+        "advanced_errors": any(name not in BASIC_FIELDS for name in form.errors)},
+        status=400 if form.is_bound else 200)
 
 
 def _space_info(search: Search) -> dict:
@@ -92,8 +98,11 @@ def search_detail(request, search_id: int):
     search = selectors.search_get_for(request.user, search_id)
     space = selectors.space_of(search)
     darts = selectors.darts_job(search)
+    devices = selectors.search_devices(search)
     return render(request, "searches/search_detail.html", {
         "search": search, "best": selectors.best_candidate(search),
+        "devices": devices, "devices_gpu": any(d.startswith("cuda") for d in devices),
+        "workers_online": selectors.live_worker_count(),
         "darts": darts, "darts_weights": (darts.extra.get("edge_weights") or [{}])[-1] if darts else {},
         "sorts": SORT_LABELS, "states": Candidate.State.values,
         "uses_options": selectors.uses_options(space) if space else [],
