@@ -260,3 +260,43 @@ class SearchListConsumer(WorkersConsumer):
         if rows != self._last:
             self._last = rows
             await self.send_json({"type": "searches", "searches": rows})
+
+
+class LiveConsumer(AsyncJsonWebsocketConsumer):
+    """In-epoch progress and log lines of a search's running candidates (``?candidate=<id>``:
+    that one's only, with its stored log after ``after`` first, so a reload or a reconnect
+    misses no line). Nothing here is the truth; a lost message is replaced by the next."""
+
+    async def connect(self):
+        from .events import live_group
+
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.search_id = int(self.scope["url_route"]["kwargs"]["search_id"])
+        if not await database_sync_to_async(selectors.search_owned_by)(user, self.search_id):
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        self.candidate = (_ids(query.get("candidate", [""])[0]) or [None])[0]
+        self.group = live_group(self.search_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        if self.candidate is not None and await database_sync_to_async(selectors.candidate_in_search)(
+                self.search_id, self.candidate):
+            after = _int(query.get("after", ["0"])[0])
+            lines = await database_sync_to_async(selectors.candidate_log_lines)(self.candidate, after)
+            await self.send_json({"type": "log", "candidate": self.candidate, "lines": lines})
+
+    async def live_event(self, message):
+        event = message["event"]
+        if self.candidate is not None:
+            if event.get("candidate") == self.candidate:
+                await self.send_json(event)
+        else:  # the search page shows progress, not every line of every candidate
+            await self.send_json({k: v for k, v in event.items() if k != "lines"})
+
+    async def disconnect(self, code):
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)

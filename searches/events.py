@@ -60,6 +60,20 @@ def _send(search_id: int, event: dict) -> None:
         log.warning("could not publish %s event for search %s", event.get("type"), search_id, exc_info=True)
 
 
+def live_group(search_id: int) -> str:
+    """In-epoch progress and log lines: a group of their own, so the search's pages that do
+    not show them (and the ordered epoch stream) never carry them."""
+    return f"live-{search_id}"
+
+
+def publish_live(search_id: int, event: dict) -> None:
+    """Send a progress or log event now (nothing is committed with it: it is never the truth)."""
+    try:
+        _Publisher.get().send(live_group(search_id), {"type": "live.event", "event": event})
+    except Exception:  # a lost progress message is replaced by the next one
+        log.warning("could not publish %s event for search %s", event.get("type"), search_id, exc_info=True)
+
+
 def publish_on_commit(search_id: int, event: dict) -> None:
     """Send ``event`` to the search's pages once the current transaction commits."""
     transaction.on_commit(lambda: _send(search_id, event))

@@ -155,6 +155,20 @@ class EpochMetric(models.Model):
         ]
 
 
+class CandidateLog(models.Model):
+    """A chunk of a candidate's training log (worker log lines, stdout/stderr), appended in
+    bounded chunks so a reload shows it again; ``first_line`` numbers its first line (from 1)."""
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="log_chunks")
+    first_line = models.PositiveIntegerField()
+    line_count = models.PositiveIntegerField()
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["candidate", "first_line"]
+        constraints = [models.UniqueConstraint(fields=["candidate", "first_line"], name="log_chunk_unique_start")]
+
+
 class Worker(models.Model):
     """A Celery training worker as last heard of (heartbeats come from the worker itself)."""
 

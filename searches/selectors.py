@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from . import events
 from .datasets_catalog import available_datasets
-from .models import Candidate, EpochMetric, Search, Worker
+from .models import Candidate, CandidateLog, EpochMetric, Search, Worker
 from .nas import pareto
 from .selectors_leaderboard import (DEFAULT_SORT, HEAVY_FIELDS, LEADERBOARD_PAGE_SIZE, MAX_PAGE_SIZE,  # noqa: F401
                                     SORTS, LeaderboardForm, LeaderboardQuery, _light, leaderboard_page,
@@ -496,3 +496,35 @@ def search_form_info(user) -> dict:
         "epoch_seconds": epoch_seconds_by_dataset(user),
         "workers_online": live_worker_count(),
     }
+
+
+# --- candidate logs ------------------------------------------------------------------
+
+LOG_PAGE_LINES = 2000
+
+
+def candidate_log_lines(candidate_id: int, after_line: int = 0, limit: int = LOG_PAGE_LINES) -> list[list]:
+    """[[number, text], ...] of the candidate's stored log after line ``after_line``: the last
+    ``limit`` of them (a page follows the tail, like ``tail -f``)."""
+    chunks = (CandidateLog.objects.filter(candidate_id=candidate_id)
+              .filter(first_line__gt=max(0, after_line) - 200)  # chunks hold at most a few hundred lines
+              .order_by("first_line").values_list("first_line", "text"))
+    lines = []
+    for first, text in chunks:
+        lines.extend([first + i, line] for i, line in enumerate(text.split("\n")) if first + i > after_line)
+    return lines[-limit:]
+
+
+def running_candidates(search: Search, limit: int = 50) -> list[Candidate]:
+    return list(search.candidates.filter(state=Candidate.State.RUNNING).order_by("index")
+                .only("id", "index", "worker")[:limit])
+
+
+def candidate_in_search(search_id: int, candidate_id: int) -> bool:
+    return Candidate.objects.filter(search_id=search_id, pk=candidate_id).exists()
+
+
+def candidate_log_length(candidate_id: int) -> int:
+    last = (CandidateLog.objects.filter(candidate_id=candidate_id).order_by("-first_line")
+            .values_list("first_line", "line_count").first())
+    return last[0] + last[1] - 1 if last else 0

@@ -103,6 +103,7 @@ def search_detail(request, search_id: int):
         "search": search, "best": selectors.best_candidate(search),
         "devices": devices, "devices_gpu": any(d.startswith("cuda") for d in devices),
         "workers_online": selectors.live_worker_count(),
+        "running": selectors.running_candidates(search),
         "darts": darts, "darts_weights": (darts.extra.get("edge_weights") or [{}])[-1] if darts else {},
         "sorts": SORT_LABELS, "states": Candidate.State.values,
         "uses_options": selectors.uses_options(space) if space else [],
@@ -193,6 +194,7 @@ def candidate_detail(request, search_id: int, candidate_id: int):
     return render(request, "searches/candidate_detail.html", {
         "search": search, "candidate": candidate,
         "confusion": selectors.confusion_rows(candidate.confusion_matrix),
+        "log_lines": selectors.candidate_log_lines(candidate.id),
         "page_config": {
             "search_id": search.id, "candidate_id": candidate.id, "space": _space_info(search),
             "arch": candidate.arch, "epochs": search.epochs, "curve": selectors.candidate_curve(candidate),

@@ -25,7 +25,7 @@ from searches import services, storage
 from searches.nas.early_stopping import NoEarlyStopping, get_early_stopping
 from searches.nas.measure import count_flops, count_params, measure_latency_ms
 
-from . import checkpoints, datasets, devices, heartbeat, oneshot
+from . import checkpoints, datasets, devices, heartbeat, oneshot, progress
 from .curves import SearchCurves
 
 log = logging.getLogger(__name__)
@@ -138,8 +138,10 @@ def classification_metrics(pred: torch.Tensor, target: torch.Tensor, num_classes
     }
 
 
-def train_epochs(model: nn.Module, data: datasets.DataSplits, recipe: dict, epochs: int, seed: int):
-    """Train ``model`` on ``data`` (already on the model's device); yield metrics after each epoch."""
+def train_epochs(model: nn.Module, data: datasets.DataSplits, recipe: dict, epochs: int, seed: int,
+                 on_batch=None):
+    """Train ``model`` on ``data`` (already on the model's device); yield metrics after each epoch.
+    ``on_batch(epoch, batches_done, batches_total)``, if given, is called after every batch."""
     gen = torch.Generator().manual_seed(int(seed))
     torch.manual_seed(int(seed))
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
@@ -149,6 +151,7 @@ def train_epochs(model: nn.Module, data: datasets.DataSplits, recipe: dict, epoc
     n_train = max(1, int(len(data.x_train) * recipe["train_fraction"]))
     batch_size = recipe["batch_size"]
     augmenter = Augmenter(data.x_train, recipe["augment"])
+    batches = _steps_per_epoch(data, recipe)
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
         model.train()
@@ -168,6 +171,8 @@ def train_epochs(model: nn.Module, data: datasets.DataSplits, recipe: dict, epoc
             # Accumulate on the device; one sync per epoch, not per batch.
             loss_sum += loss.detach() * len(idx)
             correct += (logits.argmax(dim=1) == yb).sum()
+            if on_batch is not None:
+                on_batch(epoch, start // batch_size + 1, batches)
         val_loss, val_acc, _ = evaluate(model, data.x_val, data.y_val)
         yield {"epoch": epoch, "train_loss": loss_sum.item() / n_train, "train_accuracy": correct.item() / n_train,
                "val_loss": val_loss, "val_accuracy": val_acc, "seconds": time.perf_counter() - started}
@@ -244,24 +249,32 @@ def run_candidate(candidate_id: int, worker: str | None = None) -> str:
     beat = heartbeat.current()
     if beat is not None:
         beat.running(candidate.id)
+    report = progress.LiveReport(candidate)
+    state = "failed"
     try:
-        with time_limit(settings.CELERY_TASK_TIME_LIMIT - 5):
-            return _train_claimed(candidate, device, beat)
+        with progress.capture(report), time_limit(settings.CELERY_TASK_TIME_LIMIT - 5):
+            log.info("candidate #%s of search %s claimed by %s on %s", candidate.index, candidate.search_id,
+                     worker, candidate.device)
+            state = _train_claimed(candidate, device, beat, report)
+            return state
     except Exception as exc:
         log.exception("candidate %s failed", candidate_id)
         message = str(exc) if isinstance(exc, CandidateTimeLimit) else traceback.format_exc()
+        report.line(message)
         with_db_retry(services.candidate_fail, candidate, error=message)
         return "failed"
     finally:
+        report.close(state)
         if beat is not None:
             beat.running(None)
 
 
-def _train_claimed(candidate, device, beat) -> str:
+def _train_claimed(candidate, device, beat, report) -> str:
     search = candidate.search
     recipe = recipe_for(search.train_settings)
     if candidate.kind != "train":
         return oneshot.run_job(candidate, device, beat, recipe=recipe, retry=with_db_retry)
+    report.step("loading the data set")
     data = datasets.on_device(datasets.load(search.dataset, search.seed, str(settings.DATA_DIR),
                                             resolution=recipe["resolution"]), device)
     # A text space is sized to the data's vocabulary; these settings go into the checkpoint.
@@ -270,11 +283,20 @@ def _train_claimed(candidate, device, beat) -> str:
     torch.manual_seed(seed)  # the initial weights follow the seed too, not only the data order
     deterministic_algorithms(recipe["deterministic"])
     model = space.build(candidate.arch, data.input_shape, data.num_classes).to(device)
-    with_db_retry(services.candidate_set_measurements, candidate, **measure(model, data.input_shape, device))
+    log.info("data: %s training samples of shape %s; measuring size and latency", len(data.x_train), data.input_shape)
+    report.step("measuring size and latency")
+    sizes = measure(model, data.input_shape, device)
+    with_db_retry(services.candidate_set_measurements, candidate, **sizes)
+    latency = "?" if sizes["latency_ms"] is None else f"{sizes['latency_ms']:.3g}"
+    log.info("%s parameters, %s FLOPs, %s ms latency; training %s epochs", sizes["param_count"], sizes["flops"],
+             latency, search.epochs)
     rule = get_early_stopping(search.early_stopping, search.early_stopping_settings)
     curves = SearchCurves(search.id)
     n_train = max(1, int(len(data.x_train) * recipe["train_fraction"]))
-    for metrics in train_epochs(model, data, recipe, search.epochs, seed=seed):
+    for metrics in train_epochs(model, data, recipe, search.epochs, seed=seed,
+                                on_batch=report.batch):
+        log.info("epoch %s: train loss %.4f, val accuracy %.4f (%.1f s)", metrics["epoch"], metrics["train_loss"],
+                 metrics["val_accuracy"], metrics["seconds"])
         if beat is not None:
             beat.epoch_done(n_train / max(metrics["seconds"], 1e-9))
         if not with_db_retry(services.epoch_record, candidate, **metrics):
@@ -286,6 +308,7 @@ def _train_claimed(candidate, device, beat) -> str:
             if decision.stop:
                 with_db_retry(services.candidate_prune, candidate, reason=decision.reason)
                 return "pruned"
+    report.step("testing and saving the checkpoint")
     _, _, pred = evaluate(model, data.x_test, data.y_test)
     test = classification_metrics(pred, data.y_test, data.num_classes)
     path = checkpoints.checkpoint_path(settings.CHECKPOINT_DIR, search.id, candidate.index)

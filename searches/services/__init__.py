@@ -22,6 +22,7 @@ from .controller import _strategy_for, score_spec, search_advance, search_histor
 from .datasets import dataset_delete, dataset_upload
 from .enqueue import ADVANCE_TASK, TRAIN_TASK
 from .epochs import EPOCH_LOCK_NAMESPACE, epoch_record
+from .logs import LOG_MAX_LINES, candidate_log_append
 from .heartbeats import candidates_requeue_stale, queue_repair, worker_heartbeat
 from .searches import (LIMITS, ONE_SHOT, search_cancel, search_clone, search_create, search_delete, search_fail,
                        search_pause, search_resume)
@@ -33,6 +34,7 @@ __all__ = [
     "MAX_ACTIVE_API_TOKENS", "ONE_SHOT", "TRAIN_TASK", "ValidationError", "api_token_create", "api_token_digest",
     "api_token_revoke", "api_token_touch", "bundle_fail", "bundle_progress", "bundle_ready", "bundle_request",
     "bundle_start", "candidate_claim", "candidate_fail", "candidate_finish",
+    "candidate_log_append", "LOG_MAX_LINES",
     "candidate_metrics", "candidate_note", "candidate_prune", "candidate_set_measurements", "candidate_stop",
     "candidates_requeue_stale", "celery_app", "dataset_delete", "dataset_upload", "epoch_record", "events",
     "oneshot_finish", "queue_repair", "score_spec", "search_advance", "search_cancel", "search_clone",

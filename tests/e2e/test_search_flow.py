@@ -26,6 +26,7 @@ def test_a_new_user_runs_a_search_and_downloads_the_best_model(live_stack, brows
     page.fill("#id_max_candidates", "4")
     page.fill("#id_epochs", "3")
     page.fill("#id_parallel", "2")
+    page.get_by_text("Advanced settings").click()  # the seed is an advanced setting
     page.fill("#id_seed", "5")
     page.click("#start-search")
     page.wait_for_url("**/searches/*/")

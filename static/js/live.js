@@ -1,0 +1,90 @@
+// In-epoch progress and the training log, over /ws/live/searches/<id>/ (channel layer only;
+// the log's stored lines come first on a candidate page, so a reload or reconnect misses none).
+// Candidate page: "epoch 2 · batch 13 of 28" and the log, tail-followed like `tail -f`.
+// Search page: a "Training now" list of the running candidates with their progress.
+const ENDED = new Set(["finished", "failed", "cancelled", "pruned", "skipped", "ended"]);
+const card = document.getElementById("live-card") || document.getElementById("training-now");
+
+function describe(e) {
+  if (e.phase === "training") return `epoch ${e.epoch} · batch ${e.batch} of ${e.batches}`;
+  if (ENDED.has(e.phase)) return `done: ${e.phase}`;
+  return e.phase ? `working: ${e.phase}` : null;
+}
+
+// --- candidate page -----------------------------------------------------------------
+const log = document.getElementById("log");
+let lastLine = 0;
+if (log) for (const span of log.querySelectorAll("span[data-line]")) lastLine = Math.max(lastLine, Number(span.dataset.line));
+
+function appendLines(lines) {
+  const follow = document.getElementById("log-follow")?.checked;
+  const fresh = lines.filter(([n]) => n > lastLine);
+  if (!fresh.length) return;
+  const frag = document.createDocumentFragment();
+  for (const [n, text] of fresh) {
+    const span = document.createElement("span");
+    span.dataset.line = n;
+    span.textContent = text + "\n";
+    frag.append(span);
+    lastLine = Math.max(lastLine, n);
+  }
+  log.append(frag);
+  document.getElementById("log-empty").hidden = true;
+  if (follow) log.scrollTop = log.scrollHeight;
+}
+
+function onCandidateEvent(e) {
+  if (e.lines) appendLines(e.lines);
+  const text = e.type === "progress" ? describe(e) : null;
+  if (text) {
+    const box = document.getElementById("in-epoch");
+    box.replaceChildren(text);
+    if (e.phase === "training") {
+      const bar = document.createElement("progress");
+      bar.max = e.batches;
+      bar.value = e.batch;
+      bar.setAttribute("aria-label", "batches done in this epoch");
+      box.append(" ", bar);
+    }
+  }
+}
+
+// --- search page ----------------------------------------------------------------------
+function onSearchEvent(e) {
+  if (e.type !== "progress") return;
+  const list = document.getElementById("training-now-list");
+  let item = list.querySelector(`li[data-candidate="${e.candidate}"]`);
+  if (ENDED.has(e.phase)) {
+    item?.remove();
+  } else {
+    if (!item) {
+      item = document.createElement("li");
+      item.dataset.candidate = e.candidate;
+      const a = document.createElement("a");
+      a.href = card.dataset.candidateUrl.replace("/0/", `/${e.candidate}/`);
+      a.textContent = `#${e.index}`;
+      const what = document.createElement("span");
+      what.className = "what";
+      item.append(a, " ", what);
+      list.append(item);
+    }
+    item.querySelector(".what").textContent = describe(e) || "working";
+  }
+  document.getElementById("training-now-empty").hidden = list.children.length > 0;
+}
+
+let retryMs = 1000;
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+  const sep = card.dataset.liveWs.includes("?") ? "&" : "?";
+  const socket = new WebSocket(scheme + location.host + card.dataset.liveWs + (log ? `${sep}after=${lastLine}` : ""));
+  socket.onopen = () => { retryMs = 1000; card.dataset.connection = "live"; };
+  socket.onmessage = (m) => (log ? onCandidateEvent : onSearchEvent)(JSON.parse(m.data));
+  socket.onclose = () => {
+    card.dataset.connection = "lost";
+    setTimeout(connect, retryMs);
+    retryMs = Math.min(retryMs * 2, 30000);
+  };
+}
+
+if (card) connect();
