@@ -134,8 +134,7 @@ def _readme_files(meta: dict) -> list[str]:
         "| `model.torchscript.pt` | `torch.jit.load('model.torchscript.pt')`, no source needed |",
     ]
     if int8["ok"]:
-        lines.append("| `model.int8.torchscript.pt` | int8 dynamically quantised TorchScript (Linear and "
-                     "recurrent layers) |")
+        lines.append(f"| `model.int8.torchscript.pt` | int8 quantised TorchScript: {int8.get('method') or 'dynamic'} |")
     if onnx["ok"]:
         lines.append(f"| `model.onnx` | ONNX opset {onnx['opset']}, input `input`, output `logits`, "
                      f"dynamic batch |")
@@ -156,9 +155,10 @@ def _readme_checks(meta: dict) -> list[str]:
     if int8["ok"]:
         lines.append(f"- int8: {int8['size_bytes']:,} bytes against {int8['float_size_bytes']:,} for float; "
                      f"test accuracy {_fmt_acc(int8['test_accuracy'])} against "
-                     f"{_fmt_acc(int8['float_test_accuracy'])} for float. Dynamic quantisation covers "
-                     f"the Linear and recurrent layers: {int8['quantised_fraction']:.0%} of the parameters "
-                     f"(convolutions stay in float).")
+                     f"{_fmt_acc(int8['float_test_accuracy'])} for float. Quantisation "
+                     f"({int8.get('method') or 'dynamic'}) covers {int8['quantised_fraction']:.0%} of the "
+                     f"parameters" + (f"; left in float: {', '.join(int8['float_layers'])}."
+                                      if int8.get("float_layers") else "."))
     else:
         lines.append(f"- int8: **not included** — {int8['reason']}.")
     for note in meta.get("notes", []):
@@ -241,20 +241,21 @@ def read_inputs(path, text, info) -> torch.Tensor:
     if text is not None:
         if "tokenizer" not in info:
             raise SystemExit("this model has no tokenizer in model.pt; pass token ids in a .pt file")
-        return tokenize(text, info["tokenizer"], shape[0])
+        return tokenize(text, info["tokenizer"], shape[0]), [text]
     if path is None:
-        return torch.load(HERE / "example_input.pt", map_location="cpu", weights_only=True)["model_inputs"]
+        examples = torch.load(HERE / "example_input.pt", map_location="cpu", weights_only=True)
+        return examples["model_inputs"], examples.get("texts")
     x = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(x, dict):
         x = x["inputs"]
     if x.dim() == len(shape):
         x = x.unsqueeze(0)
     if len(shape) == 1:
-        return x.long()
+        return x.long(), None
     c = len(info["normalisation"]["mean"])
     mean = torch.tensor(info["normalisation"]["mean"]).reshape(1, c, 1, 1)
     std = torch.tensor(info["normalisation"]["std"]).reshape(1, c, 1, 1)
-    return (x.float() - mean) / std
+    return (x.float() - mean) / std, None
 
 
 def main(argv=None):
@@ -268,7 +269,7 @@ def main(argv=None):
 
     info = torch.load(HERE / "model.pt", map_location="cpu", weights_only=True)
     model = load_model(args.torchscript)
-    x = read_inputs(args.input, args.text, info)
+    x, texts = read_inputs(args.input, args.text, info)
     with torch.no_grad():
         logits = model(x)
     probs = logits.softmax(dim=1)
@@ -277,10 +278,11 @@ def main(argv=None):
     predictions = [[{"class": names[i], "probability": p} for p, i in zip(ps.tolist(), ids.tolist())]
                    for ps, ids in zip(top.values, top.indices)]
     if args.json:
-        print(json.dumps({"logits": logits.tolist(), "predictions": predictions}))
+        print(json.dumps({"logits": logits.tolist(), "predictions": predictions, "texts": texts}))
         return
     for n, row in enumerate(predictions):
-        print(f"input {n}: " + ", ".join(f"{p['class']} {p['probability']:.1%}" for p in row))
+        shown = f" {texts[n][:70]!r}" if texts else ""
+        print(f"input {n}{shown}: " + ", ".join(f"{p['class']} {p['probability']:.1%}" for p in row))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@
     predict.py                  classify an input with nothing but torch
     example_input.pt            a few test inputs and the logits they must give
     model.torchscript.pt        torch.jit.load, no project code
-    model.int8.torchscript.pt   dynamically quantised (int8 Linear/RNN weights)
+    model.int8.torchscript.pt   int8: static (calibrated) for conv nets, else dynamic Linear/RNN
     model.onnx                  only when onnxruntime reproduces PyTorch within 1e-4
     metadata.json, README.md
 
@@ -35,8 +35,9 @@ import torch
 from torch import nn
 
 from . import bundle_source, checkpoints
-from .bundle_exports import (ONNX_OPSET, ONNX_TOLERANCE, BundleError, _jit_load, _save_script, _script, _short,
-                             export_onnx, quantise_int8)
+from .bundle_exports import (CALIBRATION_SAMPLES, ONNX_OPSET, ONNX_TOLERANCE, BundleError, _float_ops,  # noqa: F401
+                             _jit_load, _save_script, _script, _short, export_onnx, quantise_for_bundle,
+                             quantise_int8, quantise_static_int8)
 from .bundle_files import _FALLBACK_MODEL, _MODEL_MAIN, PREDICT_PY, readme
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class TestSplit:
     x: torch.Tensor
     y: torch.Tensor
     first_batch: int = 64  # the training recipe's batch size: the ONNX check uses that many
+    calibration: torch.Tensor | None = None  # training inputs (normalised) for static int8 quantisation
 
 
 @dataclass
@@ -116,6 +118,15 @@ def example_inputs(ckpt: dict, test: TestSplit | None, model: nn.Module) -> torc
         vocab = int(getattr(model, "vocab_size", 1000))
         return torch.randint(2, max(3, vocab), (EXAMPLES, *ckpt["input_shape"]), generator=gen)
     return torch.rand((EXAMPLES, *ckpt["input_shape"]), generator=gen)
+
+
+def example_texts(ids: torch.Tensor, tokenizer: dict) -> list[str]:
+    """The example sentences as the model reads them: token ids back to text (lower-cased
+    when the tokenizer lower-cases; words it does not know read ``<unk>``; padding dropped)."""
+    vocab = tokenizer["vocab"]
+    glue = "" if tokenizer.get("level") == "char" else " "
+    return [glue.join(vocab[i] if 0 <= i < len(vocab) else "<unk>" for i in row.tolist() if i != 0)
+            for row in ids.long()]
 
 
 @torch.no_grad()
@@ -217,7 +228,7 @@ def _make_bundle(ckpt, out_path, work, test, info, progress, onnx_tolerance) -> 
     progress(65, "Exported ONNX and checked it with onnxruntime" if onnx_ok else "ONNX export failed")
 
     float_accuracy = _accuracy(model, test) if test is not None else None
-    int8_size, int8_accuracy, int8_error = _write_int8(files, model, model_inputs, test, details)
+    int8_size, int8_accuracy, int8_error = _write_int8(files, model, _modality(ckpt), model_inputs, test, details)
     progress(80, "Quantised to int8 and measured both variants")
 
     metadata = _metadata(ckpt, info, model, genotype, details, {
@@ -227,6 +238,8 @@ def _make_bundle(ckpt, out_path, work, test, info, progress, onnx_tolerance) -> 
         "torchscript": details["torchscript"],
         "int8": {"ok": int8_size is not None, "reason": int8_error, "size_bytes": int8_size,
                  "quantised_fraction": details.get("int8", {}).get("quantised_fraction"),
+                 "method": details.get("int8", {}).get("method"),
+                 "float_layers": details.get("int8", {}).get("float_layers", []),
                  "test_accuracy": int8_accuracy, "float_size_bytes": float_size,
                  "float_test_accuracy": float_accuracy}})
     names = _write_metadata(files, metadata)
@@ -246,7 +259,10 @@ def _write_weights(files: Path, ckpt: dict, model, test, genotype: str):
     raw = example_inputs(ckpt, test, model)
     model_inputs = normalise(ckpt, raw)
     expected = _logits(model, model_inputs)
-    torch.save({"inputs": raw, "model_inputs": model_inputs, "logits": expected}, files / "example_input.pt")
+    examples = {"inputs": raw, "model_inputs": model_inputs, "logits": expected}
+    if isinstance(ckpt.get("tokenizer"), dict):
+        examples["texts"] = example_texts(raw, ckpt["tokenizer"])  # shown next to predict.py's predictions
+    torch.save(examples, files / "example_input.pt")
 
     payload = {k: v for k, v in ckpt.items() if k != "state_dict"}
     payload.update({"state_dict": {k: v.detach().cpu().contiguous() for k, v in ckpt["state_dict"].items()},
@@ -273,13 +289,12 @@ def _write_torchscript(files: Path, model, model_inputs, expected, details: dict
     return float_size
 
 
-def _write_int8(files: Path, model, model_inputs, test, details: dict):
+def _write_int8(files: Path, model, modality: str, model_inputs, test, details: dict):
     """model.int8.torchscript.pt; returns (size, test accuracy, why not) with None where none."""
+    calibration = test.calibration if test is not None else None
     try:
-        q_script, q_method, fraction = quantise_int8(model, model_inputs)
+        q_script, details["int8"] = quantise_for_bundle(model, modality, calibration, model_inputs)
         int8_size = _save_script(q_script, files / "model.int8.torchscript.pt")
-        details["int8"] = {"method": q_method, "quantised_fraction": fraction,
-                           "layers": "Linear and recurrent layers: int8 weights, float activations"}
         accuracy = _accuracy(_jit_load(files / "model.int8.torchscript.pt"), test) if test is not None else None
         return int8_size, accuracy, ""
     except Exception as exc:  # noqa: BLE001 - no quantised variant is a result to report, not a crash
@@ -342,7 +357,8 @@ def _test_split(search) -> tuple[TestSplit | None, str]:
         data = datasets.load(search.dataset, search.seed, str(settings.DATA_DIR), resolution=recipe["resolution"])
     except Exception as exc:  # noqa: BLE001 - the bundle is still useful without the test split
         return None, _short(exc)
-    return TestSplit(x=data.x_test.cpu(), y=data.y_test.cpu(), first_batch=int(recipe["batch_size"])), ""
+    return TestSplit(x=data.x_test.cpu(), y=data.y_test.cpu(), first_batch=int(recipe["batch_size"]),
+                     calibration=data.x_train[:CALIBRATION_SAMPLES].cpu()), ""
 
 
 def run_bundle(bundle_id: int, attempt: int, worker: str | None = None) -> str:

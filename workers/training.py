@@ -23,7 +23,7 @@ from torch import nn
 
 from searches import services, storage
 from searches.nas.early_stopping import NoEarlyStopping, get_early_stopping
-from searches.nas.measure import count_flops, count_params, measure_latency_ms
+from searches.nas.measure import count_flops, count_params, measure_latency
 
 from . import checkpoints, datasets, devices, heartbeat, oneshot, progress
 from .curves import SearchCurves
@@ -233,9 +233,11 @@ def with_db_retry(fn, *args, **kwargs):
 
 
 def measure(model: nn.Module, input_shape, device) -> dict:
-    """Parameters, FLOPs (multiply-accumulates) and batch-1 latency on this worker's device."""
+    """Parameters, FLOPs (multiply-accumulates) and batch-1 latency on this worker's device: the
+    median of several timed runs after a warm-up, with their spread."""
+    latency = measure_latency(model, input_shape, device=device)
     return {"param_count": count_params(model), "flops": count_flops(model, input_shape),
-            "latency_ms": measure_latency_ms(model, input_shape, device=device, repeats=10)}
+            "latency_ms": latency["median_ms"], "latency": latency}
 
 
 def run_candidate(candidate_id: int, worker: str | None = None) -> str:

@@ -71,9 +71,11 @@ def count_flops(model: nn.Module, input_shape) -> int:
     return counter.get_total_flops() // 2  # the counter counts a multiply-accumulate as 2
 
 
-def measure_latency_ms(model: nn.Module, input_shape, device="cpu", repeats: int = 20,
-                       warmup: int = 3) -> float:
-    """Median wall time in ms of a batch-1 forward pass on ``device``, after ``warmup`` passes.
+def measure_latency(model: nn.Module, input_shape, device="cpu", runs: int = 7, warmup_ms: float = 50.0,
+                    run_ms: float = 20.0, min_warmup: int = 3, max_warmup: int = 200) -> dict:
+    """Batch-1 forward latency on ``device``: warm up (at least ``min_warmup`` passes and
+    ``warmup_ms``), then ``runs`` timed runs of as many passes as fill about ``run_ms`` each.
+    Returns the median of the runs' per-pass times and their spread (min, quartiles, max), in ms.
 
     The model is returned to its original device and train/eval mode afterwards.
     """
@@ -90,14 +92,28 @@ def measure_latency_ms(model: nn.Module, input_shape, device="cpu", repeats: int
     times = []
     try:
         with torch.no_grad():
-            for _ in range(warmup):
-                model(x)
-            sync()
-            for _ in range(max(1, repeats)):
+            warm, began = 0, time.perf_counter()
+            while warm < min_warmup or ((time.perf_counter() - began) * 1000 < warmup_ms and warm < max_warmup):
                 start = time.perf_counter()
                 model(x)
                 sync()
-                times.append((time.perf_counter() - start) * 1000.0)
+                one = (time.perf_counter() - start) * 1000.0
+                warm += 1
+            passes = max(1, min(100, int(run_ms / max(one, 1e-3))))
+            for _ in range(max(1, runs)):
+                start = time.perf_counter()
+                for _ in range(passes):
+                    model(x)
+                sync()
+                times.append((time.perf_counter() - start) * 1000.0 / passes)
     finally:
         model.to(original).train(was_training)
-    return statistics.median(times)
+    quartiles = statistics.quantiles(times, n=4, method="inclusive") if len(times) > 1 else [times[0]] * 3
+    return {"median_ms": statistics.median(times), "min_ms": min(times), "p25_ms": quartiles[0],
+            "p75_ms": quartiles[2], "max_ms": max(times), "runs": len(times), "passes_per_run": passes,
+            "warmup_passes": warm, "device": str(device)}
+
+
+def measure_latency_ms(model: nn.Module, input_shape, device="cpu", repeats: int = 7, warmup: int = 3) -> float:
+    """The median of ``measure_latency`` (``repeats`` timed runs after at least ``warmup`` passes)."""
+    return measure_latency(model, input_shape, device=device, runs=repeats, min_warmup=warmup)["median_ms"]

@@ -29,10 +29,15 @@ def candidate_claim(candidate_id: int, *, worker: str, device: str) -> Candidate
 
 
 def candidate_set_measurements(candidate: Candidate, *, param_count: int, flops: int | None = None,
-                               latency_ms: float | None = None) -> None:
-    """Size and speed of the built network, measured on the worker's own device."""
-    Candidate.objects.filter(id=candidate.id).update(param_count=param_count, flops=flops, latency_ms=latency_ms)
-    candidate.param_count, candidate.flops, candidate.latency_ms = param_count, flops, latency_ms
+                               latency_ms: float | None = None, latency: dict | None = None) -> None:
+    """Size and speed of the built network, measured on the worker's own device. ``latency_ms``
+    is the median the ranking and the Pareto front use; ``latency`` (its spread) goes in extra."""
+    fields = {"param_count": param_count, "flops": flops, "latency_ms": latency_ms}
+    if latency is not None:
+        fields["extra"] = {**(candidate.extra or {}), "latency": latency}
+    Candidate.objects.filter(id=candidate.id).update(**fields)
+    for name, value in fields.items():
+        setattr(candidate, name, value)
 
 
 def _candidate_end(candidate: Candidate, state: str, **fields) -> bool:
