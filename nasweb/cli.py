@@ -1,11 +1,15 @@
 """NASWeb from the terminal, through the REST API with a personal token.
 
     export NASWEB_URL=http://127.0.0.1:8000 NASWEB_TOKEN=nas_...   # Settings → API tokens
-    python -m nasweb.cli create search.yaml --follow   # start a search, watch it live
-    python -m nasweb.cli follow 12                     # progress bar + leaderboard until it ends
-    python -m nasweb.cli download 12 -o best.zip       # build (if needed) and fetch the best bundle
-    python -m nasweb.cli list | pause 12 | resume 12 | cancel 12
-    python -m nasweb.cli export 12 candidates csv -o candidates.csv
+    nasweb create search.yaml --follow   # start a search, watch it live
+    nasweb follow 12                     # progress bar + leaderboard until it ends
+    nasweb download 12 -o best.zip       # build (if needed) and fetch the best bundle
+    nasweb list | pause 12 | resume 12 | cancel 12
+    nasweb export 12 candidates csv -o candidates.csv
+
+(`pip install /path/to/nasweb` installs the `nasweb` command, standard library only;
+`python -m nasweb.cli` does the same from a checkout.) On a terminal the screen is
+redrawn in place; piped or redirected, one plain line is appended per change.
 
 Following uses the search's websocket (the ``websockets`` package) and falls
 back to asking the API every 2 s when it cannot connect (or with ``--poll``).
@@ -157,7 +161,8 @@ def leaderboard_lines(candidates: list[dict], rows: int = LEADERBOARD_ROWS) -> l
 
 
 class Screen:
-    """Redraws in place on a terminal; elsewhere prints a block only when something changed."""
+    """Redraws in place on a terminal; elsewhere (a pipe, a file, CI logs) appends one plain
+    progress line when it changed, and the leaderboard once, at the end."""
 
     def __init__(self, out):
         self.out = out
@@ -165,6 +170,13 @@ class Screen:
         self.last = None
 
     def show(self, search: dict, candidates: list[dict], force: bool = False):
+        if not self.tty and not force:
+            text = f"{time.strftime('%H:%M:%S')} {progress_line(search)}{_best_text(candidates)}"
+            if text.split(" ", 1)[1] != (self.last or " ").split(" ", 1)[1]:
+                self.last = text
+                self.out.write(text + "\n")
+                self.out.flush()
+            return
         text = "\n".join([f"Search {search.get('id')}: {search.get('name', '')}", progress_line(search)]
                          + leaderboard_lines(candidates))
         if text == self.last and not force:
@@ -174,6 +186,52 @@ class Screen:
             self.out.write("\x1b[H\x1b[2J")
         self.out.write(text + "\n" + ("" if self.tty else "\n"))
         self.out.flush()
+
+
+def _best_text(candidates: list[dict]) -> str:
+    scored = [c for c in candidates if c.get("best_val_accuracy") is not None]
+    if not scored:
+        return ""
+    best = max(scored, key=lambda c: (c["best_val_accuracy"], -c.get("index", 0)))
+    return f" · best {_fmt(best['best_val_accuracy'])} (#{best.get('index', '?')})"
+
+
+def apply_candidate(search: dict, candidates: dict[int, dict], c: dict) -> dict:
+    """Take a candidate event in: the candidate's row, and the search's counts moved from its
+    old state to its new one (the server sends counts only with search events, so without
+    this a candidate that starts after the snapshot read "0 running")."""
+    old = (candidates.get(c["id"]) or {}).get("state")
+    new = c.get("state")
+    candidates[c["id"]] = dict(candidates.get(c["id"], {}), **c)
+    if not new or new == old:
+        return search
+    counts = dict(search.get("counts") or {})
+    source = old or ("queued" if new == "running" or not counts.get("running") else "running")
+    if counts.get(source, 0) > 0:
+        counts[source] -= 1
+    counts[new] = counts.get(new, 0) + 1
+    return dict(search, counts=counts)
+
+
+def apply_message(search: dict, candidates: dict[int, dict], message: dict) -> dict:
+    """One websocket message into the follower's view of the search; returns the search."""
+    kind = message.get("type")
+    if kind == "snapshot":
+        search = dict(search, **message.get("search", {}))
+        rows = list(message.get("candidates", [])) + list((message.get("leaderboard") or {}).get("rows", []))
+        for c in rows:
+            candidates[c["id"]] = dict(candidates.get(c["id"], {}), **c)
+    elif kind == "search":
+        search = dict(search, **message.get("search", {}))
+    elif kind == "candidate":
+        search = apply_candidate(search, candidates, message["candidate"])
+    elif kind == "epoch" and message.get("candidate") in candidates:
+        c = candidates[message["candidate"]]
+        c["epochs_done"] = max(c.get("epochs_done") or 0, message.get("epoch", 0))
+        acc = message.get("val_accuracy")
+        if acc is not None and (c.get("best_val_accuracy") is None or acc > c["best_val_accuracy"]):
+            c["best_val_accuracy"] = acc
+    return search
 
 
 # --- following a search ------------------------------------------------------------------
@@ -216,24 +274,7 @@ def follow_websocket(api: Api, search_id: int, screen: Screen, deadline: float |
             except TimeoutError:
                 message = None
             if message is not None:
-                kind = message.get("type")
-                if kind == "snapshot":
-                    search = dict(search, **message.get("search", {}))
-                    rows = list(message.get("candidates", [])) + list(
-                        (message.get("leaderboard") or {}).get("rows", []))
-                    for c in rows:
-                        candidates[c["id"]] = dict(candidates.get(c["id"], {}), **c)
-                elif kind == "search":
-                    search = dict(search, **message.get("search", {}))
-                elif kind == "candidate":
-                    c = message["candidate"]
-                    candidates[c["id"]] = dict(candidates.get(c["id"], {}), **c)
-                elif kind == "epoch" and message.get("candidate") in candidates:
-                    c = candidates[message["candidate"]]
-                    c["epochs_done"] = max(c.get("epochs_done") or 0, message.get("epoch", 0))
-                    acc = message.get("val_accuracy")
-                    if acc is not None and (c.get("best_val_accuracy") is None or acc > c["best_val_accuracy"]):
-                        c["best_val_accuracy"] = acc
+                search = apply_message(search, candidates, message)
             screen.show(search, list(candidates.values()))
             if search.get("state") in ENDED:
                 return search
@@ -359,7 +400,7 @@ def cmd_export(api: Api, args, out) -> int:
 
 def parser() -> argparse.ArgumentParser:
     intro, examples = __doc__.split("\n\n", 2)[:2]
-    p = argparse.ArgumentParser(prog="python -m nasweb.cli", description=intro, epilog="examples:\n" + examples,
+    p = argparse.ArgumentParser(prog="nasweb", description=intro, epilog="examples:\n" + examples,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", default=os.environ.get("NASWEB_URL", "http://127.0.0.1:8000"),
                    help="the NASWeb site (default $NASWEB_URL or http://127.0.0.1:8000)")
