@@ -233,8 +233,9 @@ def search_diff(request, search_id: int):
 @login_required
 def worker_list(request):
     from django.conf import settings
+    rows = selectors.worker_rows_for(request.user)
     return render(request, "searches/workers.html", {
-        "workers": selectors.worker_rows_for(request.user),
+        "workers": rows, "workers_online": sum(not w["lost"] for w in rows),
         "timeout": getattr(settings, "HEARTBEAT_TIMEOUT_SECONDS", 60),
     })
 
