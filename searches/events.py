@@ -43,10 +43,10 @@ class _Publisher:
                 cls._instance = cls()
             return cls._instance
 
-    def send(self, group: str, message: dict) -> None:
+    def send(self, group: str, message: dict, timeout: float = SEND_TIMEOUT_SECONDS) -> None:
         layer = get_channel_layer()
         future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), self.loop)
-        future.result(timeout=SEND_TIMEOUT_SECONDS)  # sent before the caller goes on (event order)
+        future.result(timeout=timeout)  # sent before the caller goes on (event order)
 
 
 def group_name(search_id: int) -> str:
@@ -66,12 +66,25 @@ def live_group(search_id: int) -> str:
     return f"live-{search_id}"
 
 
-def publish_live(search_id: int, event: dict) -> None:
-    """Send a progress or log event now (nothing is committed with it: it is never the truth)."""
+LIVE_SEND_TIMEOUT_SECONDS = 0.5
+LIVE_PAUSE_SECONDS = 5.0
+
+
+def publish_live(search_id: int, event: dict) -> bool:
+    """Send a progress or log event now (nothing is committed with it: it is never the truth).
+    Returns False when it could not leave; then live sends pause for ``LIVE_PAUSE_SECONDS``, so a
+    slow or absent Redis costs training at most one short wait every few seconds."""
+    publisher = _Publisher.get()
+    if time.monotonic() < getattr(publisher, "live_paused_until", 0.0):
+        return False
     try:
-        _Publisher.get().send(live_group(search_id), {"type": "live.event", "event": event})
-    except Exception:  # a lost progress message is replaced by the next one
-        log.warning("could not publish %s event for search %s", event.get("type"), search_id, exc_info=True)
+        publisher.send(live_group(search_id), {"type": "live.event", "event": event},
+                       timeout=LIVE_SEND_TIMEOUT_SECONDS)
+        return True
+    except Exception:  # noqa: BLE001 - the next event replaces a lost one
+        publisher.live_paused_until = time.monotonic() + LIVE_PAUSE_SECONDS
+        log.warning("could not publish a live event for search %s; pausing live events", search_id, exc_info=True)
+        return False
 
 
 def publish_on_commit(search_id: int, event: dict) -> None:

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 PROGRESS_HZ = 4
 CHUNK_LINES = 200  # selectors.candidate_log_lines relies on chunks no longer than this
 FLUSH_SECONDS = 2.0
+UNSENT_MAX = 500  # lines held for the next live event while the channel layer is slow
 IGNORED_LOGGERS = ("celery.redirected",)  # Celery's copy of stdout: we read stdout itself
 
 
@@ -51,8 +52,9 @@ class LiveReport:
             self.last_send = self.clock()
             event = {"type": "progress", "candidate": self.candidate_id, "index": self.index, **progress}
             if self.unsent:
-                event["lines"], self.unsent = self.unsent, []
-            events.publish_live(self.search_id, event)
+                event["lines"] = self.unsent[-UNSENT_MAX:]
+            if events.publish_live(self.search_id, event):
+                self.unsent = []
             if self.unsaved and self.clock() - self.last_flush >= FLUSH_SECONDS:
                 self.flush()
 
@@ -63,6 +65,7 @@ class LiveReport:
                 self.unsaved.append(part)
                 self.unsent.append([self.next_line, part])
                 self.next_line += 1
+            del self.unsent[:-UNSENT_MAX]  # the page reads older ones from the database
             if len(self.unsaved) >= CHUNK_LINES:
                 self.flush()
             if self.clock() - self.last_send >= 1 / PROGRESS_HZ:

@@ -121,3 +121,32 @@ def test_ux_a_log_stops_at_its_cap_and_says_so(alice):
     assert kept == 2
     assert selectors.candidate_log_lines(cid)[-1][1].startswith("… log cut")
     assert services.candidate_log_append(cid, first_line=services.LOG_MAX_LINES + 1, lines=["d"]) == 0
+
+
+def test_ux_without_redis_progress_is_dropped_and_training_goes_on(alice, settings):
+    """The channel layer points at a port nothing listens on: sends fail, live events pause,
+    the log is still stored, and nothing raises into the training loop."""
+    from channels.layers import channel_layers
+
+    from searches import events
+    from tests.conftest import free_port
+
+    search, cid = make_candidate(alice)
+    report = progress.LiveReport(services.candidate_claim(cid, worker="w", device="cpu"))
+    saved = dict(channel_layers.backends)
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                                           "CONFIG": {"hosts": [f"redis://127.0.0.1:{free_port()}/0"]}}}
+    channel_layers.backends.clear()
+    publisher = events._Publisher.get()
+    try:
+        report.step("loading the data set")
+        assert publisher.live_paused_until > 0  # the failed send paused live events
+        report.line("still logged")
+        for batch in range(1, 51):
+            report.batch(1, batch, 50)
+        report.close("finished")
+    finally:
+        publisher.live_paused_until = 0.0
+        channel_layers.backends.clear()
+        channel_layers.backends.update(saved)
+    assert [text for _, text in selectors.candidate_log_lines(cid)] == ["still logged"]
