@@ -88,6 +88,8 @@ def test_ux_bundle_panel_and_exports_are_on_the_search_and_candidate_pages(page,
     expect(exports.get_by_role("link", name="epochs JSON")).to_be_visible()
     panel.get_by_role("button", name="Build model bundle").click()
     expect(page.locator(".bundle-panel").get_by_role("progressbar")).to_be_visible()
+    page.wait_for_selector("#search[data-connection=live]")
+    expect(page.locator("#leaderboard tbody tr")).to_have_count(2)
     page.screenshot(path=f"{SHOTS}/search.png", full_page=True)
 
     other = min(candidates, key=lambda c: c.best_val_accuracy or 0)
