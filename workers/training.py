@@ -271,6 +271,16 @@ def run_candidate(candidate_id: int, worker: str | None = None) -> str:
             beat.running(None)
 
 
+def _measure_and_record(candidate, model, data, device, report) -> None:
+    log.info("data: %s training samples of shape %s; measuring size and latency", len(data.x_train), data.input_shape)
+    report.step("measuring size and latency")
+    sizes = measure(model, data.input_shape, device)
+    with_db_retry(services.candidate_set_measurements, candidate, **sizes)
+    latency = "?" if sizes["latency_ms"] is None else f"{sizes['latency_ms']:.3g}"
+    log.info("%s parameters, %s FLOPs, %s ms latency; training %s epochs", sizes["param_count"], sizes["flops"],
+             latency, candidate.search.epochs)
+
+
 def _train_claimed(candidate, device, beat, report) -> str:
     search = candidate.search
     recipe = recipe_for(search.train_settings)
@@ -285,13 +295,7 @@ def _train_claimed(candidate, device, beat, report) -> str:
     torch.manual_seed(seed)  # the initial weights follow the seed too, not only the data order
     deterministic_algorithms(recipe["deterministic"])
     model = space.build(candidate.arch, data.input_shape, data.num_classes).to(device)
-    log.info("data: %s training samples of shape %s; measuring size and latency", len(data.x_train), data.input_shape)
-    report.step("measuring size and latency")
-    sizes = measure(model, data.input_shape, device)
-    with_db_retry(services.candidate_set_measurements, candidate, **sizes)
-    latency = "?" if sizes["latency_ms"] is None else f"{sizes['latency_ms']:.3g}"
-    log.info("%s parameters, %s FLOPs, %s ms latency; training %s epochs", sizes["param_count"], sizes["flops"],
-             latency, search.epochs)
+    _measure_and_record(candidate, model, data, device, report)
     rule = get_early_stopping(search.early_stopping, search.early_stopping_settings)
     curves = SearchCurves(search.id)
     n_train = max(1, int(len(data.x_train) * recipe["train_fraction"]))
