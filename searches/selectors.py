@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection
@@ -13,7 +12,7 @@ from django.utils import timezone
 
 from . import events
 from .datasets_catalog import available_datasets
-from .models import Candidate, CandidateLog, EpochMetric, Search, Worker
+from .models import Candidate, EpochMetric, Search, Worker
 from .nas import pareto
 from .selectors_leaderboard import (DEFAULT_SORT, HEAVY_FIELDS, LEADERBOARD_PAGE_SIZE, MAX_PAGE_SIZE,  # noqa: F401
                                     SORTS, LeaderboardForm, LeaderboardQuery, _light, leaderboard_page,
@@ -22,6 +21,9 @@ from .selectors_deliverables import (api_token_digest, api_token_get_for, api_to
                                      bundle_of, candidate_rows_in_batches, dataset_get_for, dataset_searches,
                                      datasets_for, epoch_rows_in_batches, ready_bundle_path, ready_upload,
                                      ready_uploads)
+from .selectors_pages import (EPOCH_SAMPLE, LOG_PAGE_LINES, candidate_in_search, candidate_log_length,  # noqa: F401
+                              candidate_log_lines, epoch_seconds_by_dataset, live_worker_count, running_candidates,
+                              search_form_info)
 
 ENDED = [s.value for s in Candidate.ENDED_STATES]
 
@@ -378,13 +380,6 @@ def confusion_rows(matrix) -> list[dict]:
 
 # --- workers ---------------------------------------------------------------------
 
-def live_worker_count(*, now=None) -> int:
-    """Training workers heard from within the heartbeat timeout: how many candidates can train at once."""
-    now = now or timezone.now()
-    timeout = float(getattr(settings, "HEARTBEAT_TIMEOUT_SECONDS", 60))
-    return Worker.objects.filter(last_heartbeat__gte=now - timedelta(seconds=timeout)).count()
-
-
 def worker_rows_for(user, *, now=None) -> list[dict]:
     """Every worker as last heard of, ``lost`` once silent past the heartbeat timeout. The
     candidate it trains is named only to the owner of that candidate's search."""
@@ -468,63 +463,3 @@ def darts_job(search: Search) -> Candidate | None:
     if search.strategy != "darts":
         return None
     return search.candidates.filter(index=0, kind="darts").first()
-
-
-# --- the new-search form -----------------------------------------------------------
-
-EPOCH_SAMPLE = 2000
-
-
-def epoch_seconds_by_dataset(user) -> dict[str, float]:
-    """Median seconds of one epoch per data set, over the user's latest epochs: the base of the
-    form's run-time estimate."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT s.dataset, percentile_cont(0.5) WITHIN GROUP (ORDER BY e.seconds) FROM "
-            "(SELECT search_id, seconds FROM searches_epochmetric WHERE search_id IN "
-            " (SELECT id FROM searches_search WHERE owner_id = %s) ORDER BY id DESC LIMIT %s) e "
-            "JOIN searches_search s ON s.id = e.search_id GROUP BY s.dataset", [user.id, EPOCH_SAMPLE])
-        return {name: float(seconds) for name, seconds in cursor.fetchall()}
-
-
-def search_form_info(user) -> dict:
-    """What the form's live estimate needs: each space's size, epoch times, live workers."""
-    from .nas import SPACES, get_space
-
-    return {
-        "space_sizes": {name: get_space(name).size() for name in SPACES},
-        "epoch_seconds": epoch_seconds_by_dataset(user),
-        "workers_online": live_worker_count(),
-    }
-
-
-# --- candidate logs ------------------------------------------------------------------
-
-LOG_PAGE_LINES = 2000
-
-
-def candidate_log_lines(candidate_id: int, after_line: int = 0, limit: int = LOG_PAGE_LINES) -> list[list]:
-    """[[number, text], ...] of the candidate's stored log after line ``after_line``: the last
-    ``limit`` of them (a page follows the tail, like ``tail -f``)."""
-    chunks = (CandidateLog.objects.filter(candidate_id=candidate_id)
-              .filter(first_line__gt=max(0, after_line) - 200)  # chunks hold at most a few hundred lines
-              .order_by("first_line").values_list("first_line", "text"))
-    lines = []
-    for first, text in chunks:
-        lines.extend([first + i, line] for i, line in enumerate(text.split("\n")) if first + i > after_line)
-    return lines[-limit:]
-
-
-def running_candidates(search: Search, limit: int = 50) -> list[Candidate]:
-    return list(search.candidates.filter(state=Candidate.State.RUNNING).order_by("index")
-                .only("id", "index", "worker")[:limit])
-
-
-def candidate_in_search(search_id: int, candidate_id: int) -> bool:
-    return Candidate.objects.filter(search_id=search_id, pk=candidate_id).exists()
-
-
-def candidate_log_length(candidate_id: int) -> int:
-    last = (CandidateLog.objects.filter(candidate_id=candidate_id).order_by("-first_line")
-            .values_list("first_line", "line_count").first())
-    return last[0] + last[1] - 1 if last else 0
