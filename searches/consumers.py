@@ -286,8 +286,18 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if self.candidate is not None and await database_sync_to_async(selectors.candidate_in_search)(
                 self.search_id, self.candidate):
             after = _int(query.get("after", ["0"])[0])
-            lines = await database_sync_to_async(selectors.candidate_log_lines)(self.candidate, after)
-            await self.send_json({"type": "log", "candidate": self.candidate, "lines": lines})
+            self.log_readable = True
+            await self._send_log(after)
+
+    async def _send_log(self, after: int):
+        lines = await database_sync_to_async(selectors.candidate_log_lines)(self.candidate, after)
+        await self.send_json({"type": "log", "candidate": self.candidate, "lines": lines})
+
+    async def receive_json(self, content, **kwargs):
+        """``{"type": "log", "after": n}``: the stored lines after n again (a page that saw a gap
+        in the live lines, which were sent before its socket opened, asks for them)."""
+        if getattr(self, "log_readable", False) and isinstance(content, dict) and content.get("type") == "log":
+            await self._send_log(_int(content.get("after", 0)))
 
     async def live_event(self, message):
         event = message["event"]

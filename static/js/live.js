@@ -14,23 +14,49 @@ function describe(e) {
 // --- candidate page -----------------------------------------------------------------
 const log = document.getElementById("log");
 let lastLine = 0;
-if (log) for (const span of log.querySelectorAll("span[data-line]")) lastLine = Math.max(lastLine, Number(span.dataset.line));
+const have = new Set();
+if (log) for (const span of log.querySelectorAll("span[data-line]")) {
+  have.add(Number(span.dataset.line));
+  lastLine = Math.max(lastLine, Number(span.dataset.line));
+}
+let complete = lastLine; // every line up to this one is shown (what the page was drawn with counts as whole)
+let socket = null;
+
+function lineSpan(n, text) {
+  const span = document.createElement("span");
+  span.dataset.line = n;
+  span.textContent = text + "\n";
+  return span;
+}
 
 function appendLines(lines) {
   const follow = document.getElementById("log-follow")?.checked;
-  const fresh = lines.filter(([n]) => n > lastLine);
-  if (!fresh.length) return;
-  const frag = document.createDocumentFragment();
+  const fresh = lines.filter(([n]) => n > complete && !have.has(n));
+  if (!fresh.length) return askForGap();
   for (const [n, text] of fresh) {
-    const span = document.createElement("span");
-    span.dataset.line = n;
-    span.textContent = text + "\n";
-    frag.append(span);
+    const later = n < lastLine ? [...log.children].find((s) => Number(s.dataset.line) > n) : null;
+    log.insertBefore(lineSpan(n, text), later || null);
+    have.add(n);
     lastLine = Math.max(lastLine, n);
   }
-  log.append(frag);
+  while (have.has(complete + 1)) complete += 1;
   document.getElementById("log-empty").hidden = true;
   if (follow) log.scrollTop = log.scrollHeight;
+  askForGap();
+}
+
+// Lines sent live before this page's socket opened are missing until stored (every few seconds,
+// and when the candidate ends): ask the server for the stored lines after the last whole line.
+let gapTries = 0;
+let gapTimer = null;
+function askForGap() {
+  if (complete >= lastLine) { gapTries = 0; return; }
+  if (gapTimer || gapTries >= 10) return;
+  gapTimer = setTimeout(() => {
+    gapTimer = null;
+    gapTries += 1;
+    if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "log", after: complete }));
+  }, gapTries ? 2500 : 0);
 }
 
 function onCandidateEvent(e) {
@@ -77,7 +103,7 @@ let retryMs = 1000;
 function connect() {
   const scheme = location.protocol === "https:" ? "wss://" : "ws://";
   const sep = card.dataset.liveWs.includes("?") ? "&" : "?";
-  const socket = new WebSocket(scheme + location.host + card.dataset.liveWs + (log ? `${sep}after=${lastLine}` : ""));
+  socket = new WebSocket(scheme + location.host + card.dataset.liveWs + (log ? `${sep}after=${complete}` : ""));
   socket.onopen = () => { retryMs = 1000; card.dataset.connection = "live"; };
   socket.onmessage = (m) => (log ? onCandidateEvent : onSearchEvent)(JSON.parse(m.data));
   socket.onclose = () => {

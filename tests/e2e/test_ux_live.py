@@ -15,8 +15,9 @@ PASSWORD = "a long enough password"
 def test_ux_pages_show_a_candidate_working_inside_its_epoch_and_its_log(live_stack, browser, make_user, log_in):
     user = make_user("live", PASSWORD)
     search = services.search_create(owner=user, name="live one", dataset="digits", space="chain", strategy="random",
-                                    max_candidates=1, epochs=2, parallel=1, seed=3,
-                                    train_settings={"batch_size": 8, "train_fraction": 0.5})
+                                    max_candidates=1, epochs=4, parallel=1, seed=3,
+                                    # long enough to still be training when the candidate page opens
+                                    train_settings={"batch_size": 8, "train_fraction": 1.0})
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     log_in(page, live_stack, "live", PASSWORD)
     page.get_by_role("link", name="live one").click()
@@ -29,10 +30,11 @@ def test_ux_pages_show_a_candidate_working_inside_its_epoch_and_its_log(live_sta
     expect(log).to_contain_text("claimed by")
     page.screenshot(path="/tmp/ux-shots/candidate-live.png", full_page=True)
     expect(log).to_contain_text("epoch 2: train loss", timeout=120_000)
+    expect(log).to_contain_text("epoch 4: train loss", timeout=120_000)
     expect(page.get_by_text("done: finished")).to_be_visible(timeout=60_000)
 
     page.reload()
     log = page.get_by_role("log", name="Training log")
     expect(log).to_contain_text("claimed by")
-    expect(log).to_contain_text("epoch 2: train loss")
+    expect(log).to_contain_text("epoch 4: train loss")
     assert search.candidates.get().log_chunks.count() >= 1

@@ -67,6 +67,32 @@ def test_ux_a_candidate_socket_sends_the_stored_log_after_a_line_then_only_its_o
     assert nothing_else
 
 
+def test_ux_a_candidate_page_that_saw_a_gap_gets_the_stored_lines_again_on_asking(alice, two_running):
+    """Lines sent live before the page's socket opened, and stored only later, are asked for:
+    ``{"type": "log", "after": n}`` answers with the stored lines after n."""
+    search, (one, other) = two_running
+
+    async def scenario():
+        comm = socket(alice, f"/ws/live/searches/{search.id}/?candidate={one.id}&after=0")
+        assert (await comm.connect())[0]
+        first = await comm.receive_json_from(timeout=5)
+        await database_sync_to_async(services.candidate_log_append)(one.id, first_line=1, lines=["one", "two"])
+        await comm.send_json_to({"type": "log", "after": 1})
+        again = await comm.receive_json_from(timeout=5)
+        await comm.disconnect()
+        foreign = socket(alice, f"/ws/live/searches/{search.id}/?candidate=999999")
+        assert (await foreign.connect())[0]
+        await foreign.send_json_to({"type": "log", "after": 0})
+        foreign_quiet = await foreign.receive_nothing(timeout=0.3)
+        await foreign.disconnect()
+        return first, again, foreign_quiet
+
+    first, again, foreign_quiet = asyncio.run(scenario())
+    assert first == {"type": "log", "candidate": one.id, "lines": []}
+    assert again == {"type": "log", "candidate": one.id, "lines": [[2, "two"]]}
+    assert foreign_quiet  # a candidate outside the search has no log to ask for
+
+
 def test_ux_the_search_socket_gets_every_candidates_progress_without_log_lines(alice, two_running):
     search, (one, other) = two_running
 
