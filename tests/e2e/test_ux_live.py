@@ -14,12 +14,13 @@ PASSWORD = "a long enough password"
 
 def test_ux_pages_show_a_candidate_working_inside_its_epoch_and_its_log(live_stack, browser, make_user, log_in):
     user = make_user("live", PASSWORD)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    log_in(page, live_stack, "live", PASSWORD)  # first, so the pages open while epoch 1 still runs
     search = services.search_create(owner=user, name="live one", dataset="digits", space="chain", strategy="random",
                                     max_candidates=1, epochs=4, parallel=1, seed=3,
                                     # long enough to still be training when the candidate page opens
-                                    train_settings={"batch_size": 8, "train_fraction": 1.0})
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    log_in(page, live_stack, "live", PASSWORD)
+                                    train_settings={"batch_size": 4, "train_fraction": 1.0})
+    page.reload()
     page.get_by_role("link", name="live one").click()
     training_now = page.get_by_role("region", name="Training now")
     expect(training_now.get_by_text(re.compile(r"epoch 1 · batch \d+ of \d+"))).to_be_visible(timeout=120_000)
