@@ -152,7 +152,15 @@ STORAGES = {
 def channel_host(url: str) -> dict:
     # No socket timeout: channels_redis blocks up to 5 s waiting for a message, and
     # redis-py 8's default 5 s timeout would end every websocket idle that long.
-    return {"address": url, "socket_timeout": None}
+    # A pooled connection that went stale (Redis restarted) is replaced on the spot:
+    # redis-py's asyncio client retries nothing by default, so the first handshake after
+    # a restart used to fail.
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    return {"address": url, "socket_timeout": None, "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+            "retry_on_error": [RedisConnectionError]}
 
 
 CHANNEL_LAYERS = {
@@ -233,7 +241,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["searches.api.parsers.StrictJSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "searches.api.negotiation.JsonOnlyNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "searches.api.views.exception_handler",
