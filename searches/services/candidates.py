@@ -52,7 +52,8 @@ def candidates_cancel_orphans(queryset) -> list[int]:
 
 def _this_attempt(candidate: Candidate):
     """The candidate's row while ``candidate`` (as claimed) is still its running attempt."""
-    return Candidate.objects.filter(id=candidate.id, state=Candidate.State.RUNNING, attempt=candidate.attempt)
+    return Candidate.objects.filter(id=candidate.id, state=Candidate.State.RUNNING, worker=candidate.worker,
+                                    attempt=candidate.attempt)
 
 
 def candidate_set_measurements(candidate: Candidate, *, param_count: int, flops: int | None = None,

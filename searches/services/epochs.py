@@ -53,7 +53,7 @@ def epoch_record(candidate: Candidate, *, epoch: int, train_loss: float, train_a
     from a worker presumed dead, perhaps claimed again by one of the same name)."""
     with _epoch_order_lock(candidate.search_id), transaction.atomic():
         still_mine = Candidate.objects.filter(
-            id=candidate.id, state=Candidate.State.RUNNING, attempt=candidate.attempt)
+            id=candidate.id, state=Candidate.State.RUNNING, worker=candidate.worker, attempt=candidate.attempt)
         if EpochMetric.objects.filter(candidate_id=candidate.id, epoch=epoch).exists():
             # A retry after a commit whose answer was lost: the epoch is saved already.
             return still_mine.exists() and not Search.objects.filter(

@@ -22,18 +22,18 @@ INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)(?![^>]*application/json)[^>]
 INLINE_HANDLER = re.compile(r"<[^>]+\son[a-z]+\s*=", re.I)
 
 
-def page_urls(search, candidate):
+def page_urls(search, candidate, other):
     return [reverse("search_list"), reverse("search_new"), search.url, reverse("search_delete", args=[search.id]),
             reverse("search_architectures", args=[search.id]), reverse("worker_list"), reverse("dataset_list"),
             reverse("api_tokens"), reverse("candidate_detail", args=[search.id, candidate.id]),
-            f"{reverse('search_diff', args=[search.id])}?a={candidate.id}&b={candidate.id}"]
+            f"{reverse('search_diff', args=[search.id])}?a={candidate.index}&b={other.index}"]
 
 
 def test_every_page_has_a_policy_without_inline_script(client, alice, tmp_path):
     search, candidates = make_search(alice, tmp_path)
     responses = {"login": client.get(reverse("login"))}
     client.force_login(alice)
-    for url in page_urls(search, candidates[0]):
+    for url in page_urls(search, candidates[0], candidates[1]):
         responses[url] = client.get(url)
     for url, response in responses.items():
         assert response.status_code == 200, url
