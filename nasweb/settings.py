@@ -19,9 +19,9 @@ def env_bool(name: str, default: bool) -> bool:
 DEBUG = env_bool("DEBUG", True)
 DEV_SECRET_KEY = "dev-only-insecure-key-change-me"
 SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
-# Keys that are published (here, in docker-compose.yml) sign nobody's sessions in production.
-PLACEHOLDER_SECRET_KEYS = {"", DEV_SECRET_KEY, "change-me-in-production"}
-if not DEBUG and SECRET_KEY.strip() in PLACEHOLDER_SECRET_KEYS:
+# Keys that are published (here, in deploy files) sign nobody's sessions in production.
+PLACEHOLDER_SECRET_KEYS = {"", DEV_SECRET_KEY, "change-me-in-production", "change-me-to-a-long-random-string"}
+if not DEBUG and (SECRET_KEY.strip() in PLACEHOLDER_SECRET_KEYS or "change-me" in SECRET_KEY.lower()):
     raise ImproperlyConfigured("DEBUG is false but SECRET_KEY is unset or a published placeholder: "
                                "set SECRET_KEY to a long random value (python -c 'import secrets; "
                                "print(secrets.token_urlsafe(50))').")

@@ -75,7 +75,8 @@ def test_upload_refusals_do_not_show_server_paths(client, alice, tmp_path, setti
     assert "broken.png" in text  # the name the person knows is kept
 
 
-@pytest.mark.parametrize("key", [None, "dev-only-insecure-key-change-me", "change-me-in-production"])
+@pytest.mark.parametrize("key", [None, "dev-only-insecure-key-change-me", "change-me-in-production",
+                                 "change-me-to-a-long-random-string"])
 def test_production_refuses_to_start_with_a_published_secret_key(key):
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="nasweb.settings", DEBUG="false")
     env.pop("SECRET_KEY", None)
