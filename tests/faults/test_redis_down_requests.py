@@ -8,13 +8,14 @@ import sys
 
 import pytest
 import requests
+from factories import make_search
 from processes import PrivateRedis, ServiceProcess, free_port, process_env
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from searches import services
 from searches.api.views import search_form_data
-from searches.models import Search
+from searches.models import Bundle, Search
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -139,6 +140,26 @@ def test_log_in_while_redis_is_away_is_a_503_with_a_reason(stack, redis_up, alic
                             headers={"Referer": f"{base}/login/"}, timeout=60, allow_redirects=False)
     assert response.status_code == 503 and "Redis" in response.text
     assert "Traceback" not in response.text
+    stack[1].start()  # the cache's pooled connection is stale now: the first log-in still works
+    response = session.post(f"{base}/login/", data={"username": "alice", "password": "correct horse battery",
+                                                     "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+                            headers={"Referer": f"{base}/login/"}, timeout=60, allow_redirects=False)
+    assert response.status_code == 302
+
+
+def test_a_bundle_request_while_redis_is_away_is_accepted_and_sent_later(stack, redis_up, alice, user_key,
+                                                                        checkpoint_dir):
+    _, (candidate,) = make_search(alice, checkpoint_dir, finished=(0.7,), running=0)
+    stack[1].stop()
+    response = api(stack, user_key, "POST", f"/api/searches/{candidate.search_id}/candidates/{candidate.id}/bundle/",
+                   json={})
+    assert response.status_code in (202, 503), response.text[:500]
+    bundles = Bundle.objects.filter(candidate=candidate)
+    if response.status_code == 202:  # committed: queue_repair sends it once Redis is back
+        assert bundles.get().state == Bundle.State.QUEUED
+        assert bundles.get().id in services.queue_repair(timeout_seconds=0)["bundles"]
+    else:
+        assert not bundles.exists()
 
 
 def test_pages_that_need_redis_say_it_is_unavailable(stack, redis_up, alice, user_key):
