@@ -18,7 +18,7 @@ def test_pages_run_under_the_policy_with_no_violation(browser, make_user, log_in
     try:
         server.wait_for_port(port)
         base = f"http://127.0.0.1:{port}"
-        page = browser.new_page()
+        page = browser.new_page(bypass_csp=False)  # the policy enforced, as a visitor's browser does
         violations = []
         page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
         page.on("pageerror", lambda e: violations.append(str(e)))

@@ -33,7 +33,7 @@ def test_a_hung_worker_that_wakes_up_cannot_touch_the_replacement_run(alice, cli
         first = Candidate.objects.get(search=search)
         assert first.state == Candidate.State.RUNNING
         replacement = start_celery_worker("gpu", "cpu0", env=FAST_REAPER)  # the same node name
-        wait_until(lambda: "train_candidate" in replacement.output() and Candidate.objects.filter(
+        wait_until(lambda: "train_candidate[" in replacement.output() and Candidate.objects.filter(
             search=search, state=Candidate.State.RUNNING, epochs_done__gte=1).exists(), 180, "no second claim")
     finally:
         os.killpg(hung.proc.pid, signal.SIGCONT)  # wakes up while the replacement trains
