@@ -11,13 +11,15 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set u
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from nasweb.ws_guard import WebsocketGuard  # noqa: E402
 from searches.api.ws_auth import TokenAuthMiddleware  # noqa: E402
 from searches.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter({
     "http": django_asgi_app,
-    "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(
-        TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))),  # session, or an API token (CLI)
+    # session, or an API token (CLI); a bad path or Redis away is never a 500 (nasweb/ws_guard.py)
+    "websocket": WebsocketGuard(AllowedHostsOriginValidator(AuthMiddlewareStack(
+        TokenAuthMiddleware(URLRouter(websocket_urlpatterns))))),
 })
 
 # Start-up leaves ~280k long-lived objects (Django, the URL configuration's views, torch);

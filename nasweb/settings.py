@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -16,7 +17,14 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 DEBUG = env_bool("DEBUG", True)
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-change-me")
+DEV_SECRET_KEY = "dev-only-insecure-key-change-me"
+SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
+# Keys that are published (here, in deploy files) sign nobody's sessions in production.
+PLACEHOLDER_SECRET_KEYS = {"", DEV_SECRET_KEY, "change-me-in-production", "change-me-to-a-long-random-string"}
+if not DEBUG and (SECRET_KEY.strip() in PLACEHOLDER_SECRET_KEYS or "change-me" in SECRET_KEY.lower()):
+    raise ImproperlyConfigured("DEBUG is false but SECRET_KEY is unset or a published placeholder: "
+                               "set SECRET_KEY to a long random value (python -c 'import secrets; "
+                               "print(secrets.token_urlsafe(50))').")
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
@@ -74,6 +82,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "nasweb.middleware.ContentSecurityPolicyMiddleware",
+    "nasweb.unavailable.ServiceUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "nasweb.urls"
@@ -106,7 +116,6 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "var" / "staticfiles"))
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every request without it
 WHITENOISE_USE_FINDERS = True  # serve from static/ without collectstatic in development
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -143,7 +152,15 @@ STORAGES = {
 def channel_host(url: str) -> dict:
     # No socket timeout: channels_redis blocks up to 5 s waiting for a message, and
     # redis-py 8's default 5 s timeout would end every websocket idle that long.
-    return {"address": url, "socket_timeout": None}
+    # A pooled connection that went stale (Redis restarted) is replaced on the spot:
+    # redis-py's asyncio client retries nothing by default, so the first handshake after
+    # a restart used to fail.
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    return {"address": url, "socket_timeout": None, "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+            "retry_on_error": [RedisConnectionError]}
 
 
 CHANNEL_LAYERS = {
@@ -173,7 +190,8 @@ CELERY_BEAT_SCHEDULE = {
     "reap-stale-candidates": {"task": "workers.tasks.reap_stale", "schedule": 10.0,
                               "options": {"queue": "control", "expires": 10}},
 }
-CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
+# Celery beat's state file (beat adds its own suffix, e.g. ".dat"); its folder is made below.
+CELERY_BEAT_SCHEDULE_FILENAME = os.environ.get("BEAT_SCHEDULE_FILE", str(BASE_DIR / "var" / "celerybeat-schedule"))
 # A candidate longer than this is stopped and marked failed.
 CELERY_TASK_TIME_LIMIT = int(os.environ.get("CANDIDATE_TIME_LIMIT", 6 * 3600))
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 30
@@ -195,8 +213,18 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", 0 if DEBUG else 3600))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
-if env_bool("BEHIND_TLS_PROXY", False):
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Proxies in front of the app that append to X-Forwarded-For: the log-in limits count the
+# address the outermost of them saw (nasweb/auth.py), never what a client wrote there.
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", 1 if BEHIND_TLS_PROXY else 0))
+# Pages load scripts and styles from this site only: no inline script, no inline handler.
+CONTENT_SECURITY_POLICY = os.environ.get(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'")
 
 LOGGING = {
     "version": 1,
@@ -213,7 +241,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["searches.api.parsers.StrictJSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "searches.api.negotiation.JsonOnlyNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "searches.api.views.exception_handler",
@@ -234,3 +262,14 @@ SPECTACULAR_SETTINGS = {
                             "CandidateStateEnum": "searches.models.Candidate.State",
                             "BundleStateEnum": "searches.models.Bundle.State"},
 }
+
+
+def ensure_dirs(*paths) -> None:
+    """Folders every process writes to, made at start so that none of them dies on a
+    missing ``var/`` (beat's schedule, checkpoints, data sets; whitenoise warns on every
+    request without STATIC_ROOT)."""
+    for path in paths:
+        Path(path).mkdir(parents=True, exist_ok=True)
+
+
+ensure_dirs(STATIC_ROOT, CHECKPOINT_DIR, DATA_DIR, Path(CELERY_BEAT_SCHEDULE_FILENAME).parent)

@@ -44,10 +44,16 @@ class Search(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The API client's Idempotency-Key of the create that made it: a retried create
+    # with the same key gets this search back instead of a second one.
+    idempotency_key = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["owner", "-created_at"])]
+        constraints = [models.UniqueConstraint(fields=["owner", "idempotency_key"],
+                                               condition=~models.Q(idempotency_key=""),
+                                               name="search_unique_idempotency_key")]
 
     def __str__(self):
         return f"{self.name} (#{self.pk})"
@@ -79,6 +85,10 @@ class Candidate(models.Model):
     genotype = models.CharField(max_length=500, blank=True)
     state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED, db_index=True)
     worker = models.CharField(max_length=200, blank=True)
+    # Bumped by every claim: the claim's identity. Every write of a training run (epochs,
+    # end, checkpoint name) names its attempt, so a run that was taken back and wakes up
+    # later cannot touch the work of the run that replaced it, even on a worker of the same name.
+    attempt = models.PositiveIntegerField(default=0)
     device = models.CharField(max_length=100, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     # When its training task was last sent; a queued candidate whose message a

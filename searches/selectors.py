@@ -67,6 +67,11 @@ def search_get_for(user, search_id: int) -> Search:
     return search
 
 
+def search_by_idempotency_key(user, key: str) -> Search | None:
+    """The search the user's create with this Idempotency-Key made, if any."""
+    return Search.objects.filter(owner=user, idempotency_key=key).first() if key else None
+
+
 def search_owned_by(user, search_id: int) -> bool:
     return Search.objects.filter(owner=user, pk=search_id).exists()
 

@@ -50,8 +50,16 @@ KIND_TEXT = "text"
 _IGNORED_PARTS = ("__MACOSX",)
 
 
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^\s'\"/]+/)+([^\s'\"/]+)")
+
+
 class UploadError(Exception):
-    """An upload refused, with a message that says why and what to do."""
+    """An upload refused, with a message that says why and what to do. Absolute paths
+    that a library put into its reason (PIL names the file it could not read) are cut to
+    their last part: the page never shows where the server keeps files."""
+
+    def __init__(self, message: str):
+        super().__init__(_ABSOLUTE_PATH.sub(r"\1", str(message)))
 
 
 @dataclass

@@ -176,8 +176,28 @@ def browser(monkeypatch):
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
+        yield _CspBypassingBrowser(browser)
         browser.close()
+
+
+class _CspBypassingBrowser:
+    """Pages that let Playwright's ``wait_for_function("...")`` evaluate its string, which the
+    site's Content-Security-Policy forbids. The policy itself is tested with
+    ``new_page(bypass_csp=False)`` (tests/e2e/test_content_security_policy.py)."""
+
+    def __init__(self, browser):
+        self._browser = browser
+
+    def new_page(self, **kwargs):
+        kwargs.setdefault("bypass_csp", True)
+        return self._browser.new_page(**kwargs)
+
+    def new_context(self, **kwargs):
+        kwargs.setdefault("bypass_csp", True)
+        return self._browser.new_context(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
 
 
 @pytest.fixture

@@ -17,8 +17,11 @@ import torch
 FORMAT_VERSION = 1
 
 
-def checkpoint_path(root: Path, search_id: int, candidate_index: int) -> Path:
-    return Path(root) / f"search-{search_id}" / f"candidate-{candidate_index}.pt"
+def checkpoint_path(root: Path, search_id: int, candidate_index: int, attempt: int | None = None) -> Path:
+    """Where a candidate's checkpoint goes. A training run names its claim's attempt, so a
+    run taken back and finishing late writes (and may remove) only its own file."""
+    suffix = f"-a{attempt}" if attempt else ""
+    return Path(root) / f"search-{search_id}" / f"candidate-{candidate_index}{suffix}.pt"
 
 
 def build_payload(*, model, space: str, space_settings: dict, arch: dict, input_shape, num_classes: int,

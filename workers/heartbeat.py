@@ -24,6 +24,7 @@ class Heartbeat:
     def __init__(self, name: str, device: str, interval: float = INTERVAL_SECONDS):
         self.name, self.device, self.interval = name, device, interval
         self.candidate_id: int | None = None
+        self.attempt: int | None = None
         self.samples_per_second: float | None = None
         self._epochs = 0
         self._lock = threading.Lock()
@@ -38,9 +39,9 @@ class Heartbeat:
         self._stop.set()
         self._thread.join(timeout=self.interval + 5)
 
-    def running(self, candidate_id: int | None) -> None:
+    def running(self, candidate_id: int | None, attempt: int | None = None) -> None:
         with self._lock:
-            self.candidate_id = candidate_id
+            self.candidate_id, self.attempt = candidate_id, attempt
         self.beat()  # say it at once, not at the next tick
 
     def epoch_done(self, samples_per_second: float) -> None:
@@ -50,10 +51,12 @@ class Heartbeat:
 
     def beat(self) -> None:
         with self._lock:
-            candidate_id, sps, epochs, self._epochs = self.candidate_id, self.samples_per_second, self._epochs, 0
+            candidate_id, attempt, sps = self.candidate_id, self.attempt, self.samples_per_second
+            epochs, self._epochs = self._epochs, 0
         try:
             services.worker_heartbeat(name=self.name, host=socket.gethostname(), device=self.device,
-                                      candidate_id=candidate_id, samples_per_second=sps, epochs_delta=epochs)
+                                      candidate_id=candidate_id, attempt=attempt, samples_per_second=sps,
+                                      epochs_delta=epochs)
         except Exception:  # the database may be restarting; the next beat tries again
             log.warning("heartbeat of %s failed", self.name, exc_info=True)
             with self._lock:

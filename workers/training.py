@@ -250,7 +250,7 @@ def run_candidate(candidate_id: int, worker: str | None = None) -> str:
         return "skipped"  # delivered twice, already taken, or cancelled
     beat = heartbeat.current()
     if beat is not None:
-        beat.running(candidate.id)
+        beat.running(candidate.id, candidate.attempt)
     report = progress.LiveReport(candidate)
     state = "failed"
     try:
@@ -317,7 +317,7 @@ def _train_claimed(candidate, device, beat, report) -> str:
     report.step("testing and saving the checkpoint")
     _, _, pred = evaluate(model, data.x_test, data.y_test)
     test = classification_metrics(pred, data.y_test, data.num_classes)
-    path = checkpoints.checkpoint_path(settings.CHECKPOINT_DIR, search.id, candidate.index)
+    path = checkpoints.checkpoint_path(settings.CHECKPOINT_DIR, search.id, candidate.index, candidate.attempt)
     payload = checkpoints.build_payload(
         model=model, space=search.space, space_settings=space_settings, arch=candidate.arch,
         input_shape=data.input_shape, num_classes=data.num_classes, class_names=data.class_names,
@@ -328,13 +328,13 @@ def _train_claimed(candidate, device, beat, report) -> str:
         size, digest = checkpoints.write_atomically(path, payload)
     except OSError as exc:
         raise CheckpointError(f"Could not write the checkpoint to {path.parent}: {exc.strerror or exc}") from exc
-    ref = storage.put(path, f"checkpoints/search-{search.id}/candidate-{candidate.index}.pt")
+    ref = storage.put(path, f"checkpoints/search-{search.id}/{path.name}")  # the attempt's own name
     finished = with_db_retry(
         services.candidate_finish, candidate, test_accuracy=test["accuracy"],
         test_macro_recall=test["macro_recall"], test_macro_f1=test["macro_f1"],
         confusion_matrix=test["confusion_matrix"], checkpoint_path=ref,
         checkpoint_size=size, checkpoint_sha256=digest)
-    if not finished:  # taken back meanwhile (we were presumed dead): the file is not ours to keep
+    if not finished:  # taken back meanwhile (we were presumed dead): remove our own attempt's file only
         storage.delete(ref)
         return "skipped"
     return "finished"

@@ -1,7 +1,7 @@
 """/api/…: every route here is covered by tests/searches/api/test_api_access.py (owner,
 another user, anonymous); a route missing there fails that suite."""
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from . import views
 
@@ -33,5 +33,5 @@ urlpatterns = [
     path(S + "export/epochs.json", views.export_view("epochs", "json").as_view(), name="api-export-epochs-json"),
     path("workers/", views.WorkerListView.as_view(), name="api-worker-list"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -4,6 +4,8 @@ by the page's own form."""
 from __future__ import annotations
 
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
@@ -33,10 +35,19 @@ def _messages(exc: DjangoValidationError) -> dict:
     return {"non_field_errors": exc.messages}
 
 
+class PayloadTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "too_large"
+
+
 def exception_handler(exc, context):
-    """DRF's handler, plus Django's ValidationError as a 400 with its messages (never a 500)."""
+    """DRF's handler, plus Django's ValidationError as a 400 with its messages and a body
+    past DATA_UPLOAD_MAX_MEMORY_SIZE as a 413 (JSON, never Django's HTML page)."""
     if isinstance(exc, DjangoValidationError):
         exc = ValidationError(_messages(exc))
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge(f"The request body is too large: the API takes at most "
+                              f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes.")
     return drf_exception_handler(exc, context)
 
 
@@ -87,13 +98,27 @@ def search_form_data(data) -> dict:
     return form_data
 
 
-def create_search(user, data) -> Search:
+IDEMPOTENCY_KEY_MAX = 200
+
+
+def idempotency_key(request) -> str:
+    """The ``Idempotency-Key`` header: a create retried with the same key gets the search
+    the first one made, not a second."""
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if len(key) > IDEMPOTENCY_KEY_MAX or not key.isprintable() or not key.isascii():
+        raise ValidationError({"Idempotency-Key": [f"At most {IDEMPOTENCY_KEY_MAX} printable ASCII characters."]})
+    return key
+
+
+def create_search(user, data, key: str = "") -> Search:
+    if key and (replay := selectors.search_by_idempotency_key(user, key)) is not None:
+        return replay  # before the form: a retry is answered even if the settings changed since
     form = make_search_form(search_form_data(data), user=user)
     if not form.is_valid():
         raise ValidationError({("non_field_errors" if field == "__all__" else field): [e["message"] for e in items]
                                for field, items in form.errors.get_json_data().items()})
     try:
-        return services.search_create(owner=user, **form.service_kwargs())
+        return services.search_create(owner=user, idempotency_key=key, **form.service_kwargs())
     except DjangoValidationError as exc:
         raise ValidationError(_messages(exc)) from None
 
@@ -106,10 +131,15 @@ class SearchListView(APIView):
                           {"with_counts": False})
 
     @extend_schema(summary="Start a search", request=SearchCreateSerializer,
+                   parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, description=(
+                       "Any unique string (a UUID): a create retried with the same key answers the "
+                       "search the first one made instead of starting a second."))],
                    responses={201: SearchSerializer, 400: OpenApiResponse(
-                       description="Field -> messages, as the new-search form shows them."), **COMMON_ERRORS})
+                       description="Field -> messages, as the new-search form shows them."),
+                       413: OpenApiResponse(ErrorSerializer, description="The body is too large."),
+                       **COMMON_ERRORS})
     def post(self, request):
-        search = create_search(request.user, request.data)
+        search = create_search(request.user, request.data, idempotency_key(request))
         search = selectors.search_detail_for(request.user, search.id)
         return Response(SearchSerializer(search, context={"request": request}).data, status=status.HTTP_201_CREATED)
 

@@ -16,8 +16,9 @@ from ..selectors import state_counts  # a read, kept here for callers that know 
 from .accounts import user_set_password
 from .bundles import (BUNDLE_STALE_SECONDS, BUNDLE_TASK, bundle_fail, bundle_progress, bundle_ready,
                       bundle_request, bundle_start)
-from .candidates import (candidate_claim, candidate_fail, candidate_finish, candidate_metrics,
-                         candidate_note, candidate_prune, candidate_set_measurements, candidate_stop, oneshot_finish)
+from .candidates import (candidate_claim, candidate_fail, candidate_finish, candidate_metrics, candidate_note,
+                         candidate_prune, candidate_set_measurements, candidate_stop, candidates_cancel_orphans,
+                         oneshot_finish)
 from .controller import _strategy_for, score_spec, search_advance, search_history
 from .datasets import dataset_delete, dataset_upload
 from .enqueue import ADVANCE_TASK, TRAIN_TASK
@@ -36,7 +37,8 @@ __all__ = [
     "bundle_start", "candidate_claim", "candidate_fail", "candidate_finish",
     "candidate_log_append", "LOG_MAX_LINES",
     "candidate_metrics", "candidate_note", "candidate_prune", "candidate_set_measurements", "candidate_stop",
-    "candidates_requeue_stale", "celery_app", "dataset_delete", "dataset_upload", "epoch_record", "events",
+    "candidates_cancel_orphans", "candidates_requeue_stale", "celery_app", "dataset_delete", "dataset_upload",
+    "epoch_record", "events",
     "oneshot_finish", "queue_repair", "score_spec", "search_advance", "search_cancel", "search_clone",
     "search_create", "search_delete", "search_fail", "search_history", "search_pause", "search_resume",
     "state_counts", "user_set_password", "worker_heartbeat", "_strategy_for",

@@ -8,10 +8,9 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from nasweb.celery import app as celery_app
-
 from .. import events, storage
 from ..models import Bundle, Candidate
+from .enqueue import send_after_commit
 
 
 # --- deliverables: model bundles, search clones and API tokens ------------------
@@ -28,7 +27,30 @@ _BUNDLE_RESULT_FIELDS = ("path", "size", "sha256", "standalone_ok", "standalone_
 
 
 def _enqueue_bundle(bundle_id: int, attempt: int) -> None:
-    transaction.on_commit(lambda: celery_app.send_task(BUNDLE_TASK, args=[bundle_id, attempt], queue="control"))
+    send_after_commit(BUNDLE_TASK, [bundle_id, attempt], "control")
+
+
+def bundles_resend_lost(*, older_than) -> list[int]:
+    """Send again the builds whose message may be lost: queued ones not claimed since
+    ``older_than`` get their task again (the claim names the attempt, so a second
+    delivery is harmless); running ones silent past BUNDLE_STALE_SECONDS start a new
+    attempt (their worker died)."""
+    now = timezone.now()
+    resent = []
+    with transaction.atomic():
+        for bundle in Bundle.objects.select_for_update(skip_locked=True).filter(
+                state=Bundle.State.QUEUED, updated_at__lt=older_than):
+            Bundle.objects.filter(pk=bundle.pk).update(updated_at=now)
+            _enqueue_bundle(bundle.id, bundle.attempt)
+            resent.append(bundle.id)
+        for bundle in Bundle.objects.select_for_update(skip_locked=True).filter(
+                state=Bundle.State.RUNNING, updated_at__lt=now - timedelta(seconds=BUNDLE_STALE_SECONDS)):
+            Bundle.objects.filter(pk=bundle.pk).update(
+                state=Bundle.State.QUEUED, attempt=F("attempt") + 1, progress=0, worker="", started_at=None,
+                message="Waiting for a worker (the last one stopped answering)", updated_at=now)
+            _enqueue_bundle(bundle.id, bundle.attempt + 1)
+            resent.append(bundle.id)
+    return resent
 
 
 def _bundle_cleared() -> dict:
@@ -58,8 +80,13 @@ def bundle_request(candidate: Candidate, *, rebuild: bool = False):
         if not created:
             current = bundle.checkpoint_sha256 == candidate.checkpoint_sha256
             alive = bundle.updated_at >= now - timedelta(seconds=BUNDLE_STALE_SECONDS)
-            if current and bundle.state in Bundle.BUSY_STATES and alive:
+            if current and bundle.state == Bundle.State.QUEUED:
+                # Asked again before a worker took it: its message may be lost, so send it
+                # again (same attempt: a second delivery is refused by the claim).
+                _enqueue_bundle(bundle.id, bundle.attempt)
                 return bundle
+            if current and bundle.state == Bundle.State.RUNNING and alive:
+                return bundle  # never a second build at once, even with rebuild
             if current and bundle.state == Bundle.State.READY and not rebuild and storage.exists(bundle.path):
                 return bundle
             Bundle.objects.filter(pk=bundle.pk).update(

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from .. import events
@@ -13,19 +14,46 @@ from .enqueue import _enqueue_advance
 # --- candidates -------------------------------------------------------------
 
 def candidate_claim(candidate_id: int, *, worker: str, device: str) -> Candidate | None:
-    """Take a queued candidate for training; None if another worker has it or it was cancelled."""
+    """Take a queued candidate for training; None if another worker has it or it was cancelled.
+
+    Every claim bumps ``attempt``: the returned row carries this run's number, and
+    every later write of the run (epochs, notes, its end) applies only while it is
+    still the candidate's current attempt. A queued candidate whose search ended is
+    cancelled here rather than left queued for good."""
     now = timezone.now()
     with transaction.atomic():
         claimed = Candidate.objects.filter(
             id=candidate_id, state=Candidate.State.QUEUED,
             search__state__in=Search.ACTIVE_STATES + (Search.State.PAUSED,),
-        ).update(state=Candidate.State.RUNNING, worker=worker, device=device,
+        ).update(state=Candidate.State.RUNNING, worker=worker, device=device, attempt=F("attempt") + 1,
                  heartbeat_at=now, started_at=now)
         if not claimed:
+            candidates_cancel_orphans(Candidate.objects.filter(id=candidate_id))
             return None
         candidate = Candidate.objects.select_related("search").get(id=candidate_id)
         events.publish_on_commit(candidate.search_id, events.candidate_event(candidate))
     return candidate
+
+
+def candidates_cancel_orphans(queryset) -> list[int]:
+    """Cancel the queued candidates in ``queryset`` whose search has ended (cancelled,
+    failed, finished): no claim will ever take them, so they must not wait for one."""
+    with transaction.atomic():
+        orphans = list(queryset.select_for_update(of=("self",)).filter(
+            state=Candidate.State.QUEUED, search__state__in=Search.ENDED_STATES))
+        now = timezone.now()
+        for candidate in orphans:
+            candidate.state, candidate.finished_at = Candidate.State.CANCELLED, now
+            candidate.stop_reason = f"Cancelled: its search is {candidate.search.state}."
+            candidate.save(update_fields=["state", "finished_at", "stop_reason"])
+            events.publish_on_commit(candidate.search_id, events.candidate_event(candidate))
+    return [c.id for c in orphans]
+
+
+def _this_attempt(candidate: Candidate):
+    """The candidate's row while ``candidate`` (as claimed) is still its running attempt."""
+    return Candidate.objects.filter(id=candidate.id, state=Candidate.State.RUNNING, worker=candidate.worker,
+                                    attempt=candidate.attempt)
 
 
 def candidate_set_measurements(candidate: Candidate, *, param_count: int, flops: int | None = None,
@@ -35,16 +63,14 @@ def candidate_set_measurements(candidate: Candidate, *, param_count: int, flops:
     fields = {"param_count": param_count, "flops": flops, "latency_ms": latency_ms}
     if latency is not None:
         fields["extra"] = {**(candidate.extra or {}), "latency": latency}
-    Candidate.objects.filter(id=candidate.id).update(**fields)
+    _this_attempt(candidate).update(**fields)
     for name, value in fields.items():
         setattr(candidate, name, value)
 
 
 def _candidate_end(candidate: Candidate, state: str, **fields) -> bool:
     with transaction.atomic():
-        ended = Candidate.objects.filter(
-            id=candidate.id, state=Candidate.State.RUNNING, worker=candidate.worker,
-        ).update(state=state, finished_at=timezone.now(), **fields)
+        ended = _this_attempt(candidate).update(state=state, finished_at=timezone.now(), **fields)
         if ended:
             candidate.refresh_from_db()
             events.publish_on_commit(candidate.search_id, events.candidate_event(candidate))
@@ -102,7 +128,9 @@ def candidate_stop(candidate: Candidate, *, reason: str = "") -> bool:
 def candidate_note(candidate: Candidate, *, key: str, value, event: dict | None = None) -> None:
     """Keep a piece of a running candidate's progress (e.g. DARTS edge weights) and stream it."""
     with transaction.atomic():
-        row = Candidate.objects.select_for_update().get(id=candidate.id)
+        row = _this_attempt(candidate).select_for_update().first()
+        if row is None:
+            return  # no longer this run's candidate
         row.extra = {**row.extra, key: value}
         row.save(update_fields=["extra"])
         candidate.extra = row.extra

@@ -49,13 +49,15 @@ def _epoch_order_lock(search_id: int):
 def epoch_record(candidate: Candidate, *, epoch: int, train_loss: float, train_accuracy: float,
                  val_loss: float, val_accuracy: float, seconds: float) -> bool:
     """Commit one finished epoch, then tell the pages. Returns False when training should stop
-    (the search was cancelled, or the candidate is no longer this worker's)."""
+    (the search was cancelled, or the candidate is no longer this attempt's: taken back
+    from a worker presumed dead, perhaps claimed again by one of the same name)."""
     with _epoch_order_lock(candidate.search_id), transaction.atomic():
+        still_mine = Candidate.objects.filter(
+            id=candidate.id, state=Candidate.State.RUNNING, worker=candidate.worker, attempt=candidate.attempt)
         if EpochMetric.objects.filter(candidate_id=candidate.id, epoch=epoch).exists():
             # A retry after a commit whose answer was lost: the epoch is saved already.
-            return not Search.objects.filter(id=candidate.search_id, state=Search.State.CANCELLED).exists()
-        still_mine = Candidate.objects.filter(
-            id=candidate.id, state=Candidate.State.RUNNING, worker=candidate.worker)
+            return still_mine.exists() and not Search.objects.filter(
+                id=candidate.search_id, state=Search.State.CANCELLED).exists()
         best = val_accuracy if candidate.best_val_accuracy is None else max(candidate.best_val_accuracy, val_accuracy)
         if not still_mine.update(epochs_done=epoch, best_val_accuracy=best,
                                  final_val_accuracy=val_accuracy, heartbeat_at=timezone.now()):

@@ -7,14 +7,17 @@ from django.utils import timezone
 
 from .. import events
 from ..models import Candidate, EpochMetric, Search, Worker
+from .bundles import bundles_resend_lost
+from .candidates import candidates_cancel_orphans
 from .enqueue import _enqueue_advance, _enqueue_train
 
 
 # --- workers and their heartbeats ---------------------------------------------
 
-def worker_heartbeat(*, name: str, host: str, device: str, candidate_id: int | None,
+def worker_heartbeat(*, name: str, host: str, device: str, candidate_id: int | None, attempt: int | None = None,
                      samples_per_second: float | None = None, epochs_delta: int = 0) -> None:
-    """Record that a worker is alive, and keep its running candidate's heartbeat fresh."""
+    """Record that a worker is alive, and keep its running candidate's heartbeat fresh
+    (only its own attempt's, when it names one)."""
     now = timezone.now()
     with transaction.atomic():
         Worker.objects.update_or_create(name=name, defaults={
@@ -24,8 +27,8 @@ def worker_heartbeat(*, name: str, host: str, device: str, candidate_id: int | N
         if epochs_delta:
             Worker.objects.filter(name=name).update(epochs_done=F("epochs_done") + epochs_delta)
         if candidate_id is not None:
-            Candidate.objects.filter(id=candidate_id, state=Candidate.State.RUNNING,
-                                     worker=name).update(heartbeat_at=now)
+            mine = Candidate.objects.filter(id=candidate_id, state=Candidate.State.RUNNING, worker=name)
+            (mine if attempt is None else mine.filter(attempt=attempt)).update(heartbeat_at=now)
 
 
 def candidates_requeue_stale(*, timeout_seconds: float) -> list[int]:
@@ -51,6 +54,8 @@ def candidates_requeue_stale(*, timeout_seconds: float) -> list[int]:
             event = events.candidate_event(candidate)
             event["reset"] = True  # pages drop the curve they drew for it
             events.publish_on_commit(candidate.search_id, event)
+            if candidates_cancel_orphans(Candidate.objects.filter(id=candidate_id)):
+                continue  # its search ended meanwhile: cancelled, not queued for nobody
             _enqueue_train(candidate_id)
             requeued.append(candidate_id)
     return requeued
@@ -60,12 +65,15 @@ def queue_repair(*, timeout_seconds: float) -> dict:
     """Send again the work whose message may be lost (Redis keeps nothing across a restart).
 
     Postgres says what should be happening: every active search gets another
-    advance (harmless: it only fills free slots), and every candidate queued
+    advance (harmless: it only fills free slots), every candidate queued
     for longer than the timeout gets its training task again (harmless: the
-    claim lets only one delivery train it).
+    claim lets only one delivery train it), and so does every bundle build
+    (``bundles_resend_lost``). A queued candidate of an ended search is cancelled.
     """
     cutoff = timezone.now() - timezone.timedelta(seconds=timeout_seconds)
     resent = []
+    cancelled = candidates_cancel_orphans(Candidate.objects.filter(state=Candidate.State.QUEUED))
+    bundles = bundles_resend_lost(older_than=cutoff)
     with transaction.atomic():
         stale = list(Candidate.objects.select_for_update(skip_locked=True).filter(
             state=Candidate.State.QUEUED, enqueued_at__lt=cutoff,
@@ -76,4 +84,4 @@ def queue_repair(*, timeout_seconds: float) -> dict:
         searches = list(Search.objects.filter(state__in=Search.ACTIVE_STATES).values_list("id", flat=True))
         for search_id in searches:
             _enqueue_advance(search_id)
-    return {"resent": resent, "advanced": searches}
+    return {"resent": resent, "advanced": searches, "cancelled": cancelled, "bundles": bundles}

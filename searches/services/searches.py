@@ -8,7 +8,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import CASCADE, SET_NULL
 from django.utils import timezone
 
@@ -84,8 +84,11 @@ def _space_errors(space, space_settings, strategy, strategy_settings, info, max_
 def search_create(*, owner, name, dataset, space, strategy, max_candidates, epochs, parallel=1,
                   seed=None, space_settings=None, strategy_settings=None, train_settings=None,
                   objective="val_accuracy", objectives=None, early_stopping="none",
-                  early_stopping_settings=None, warm_start=None) -> Search:
-    """Create a search and ask the controller to start it once committed."""
+                  early_stopping_settings=None, warm_start=None, idempotency_key: str = "") -> Search:
+    """Create a search and ask the controller to start it once committed. With an
+    ``idempotency_key``, a create the owner already made with that key returns its search."""
+    if idempotency_key and (replay := Search.objects.filter(owner=owner, idempotency_key=idempotency_key).first()):
+        return replay
     errors = _rule_errors(early_stopping, early_stopping_settings, objectives)
     if warm_start is not None and (warm_start.owner_id != owner.id or warm_start.space != space):
         errors["warm_start"] = "Warm start from one of your own searches over the same search space."
@@ -104,19 +107,22 @@ def search_create(*, owner, name, dataset, space, strategy, max_candidates, epoc
     if errors:
         raise ValidationError(errors)
 
-    with transaction.atomic():
-        search = Search.objects.create(
-            owner=owner, name=name.strip(), dataset=dataset, space=space,
-            space_settings=space_settings or {}, strategy=strategy,
-            strategy_settings=strategy_settings or {}, max_candidates=max_candidates,
-            epochs=epochs, parallel=parallel, objective=objective,
-            train_settings=train_settings or {}, objectives=list(objectives or []),
-            early_stopping=early_stopping, early_stopping_settings=early_stopping_settings or {},
-            warm_start=warm_start,
-            seed=secrets.randbelow(2**31) if seed is None else seed,
-            task=info.task,
-        )
-        _enqueue_advance(search.id)
+    try:
+        with transaction.atomic():
+            search = Search.objects.create(
+                owner=owner, name=name.strip(), dataset=dataset, space=space,
+                space_settings=space_settings or {}, strategy=strategy,
+                strategy_settings=strategy_settings or {}, max_candidates=max_candidates,
+                epochs=epochs, parallel=parallel, objective=objective,
+                train_settings=train_settings or {}, objectives=list(objectives or []),
+                early_stopping=early_stopping, early_stopping_settings=early_stopping_settings or {},
+                warm_start=warm_start, seed=secrets.randbelow(2**31) if seed is None else seed,
+                task=info.task, idempotency_key=idempotency_key)
+            _enqueue_advance(search.id)
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        return Search.objects.get(owner=owner, idempotency_key=idempotency_key)  # a retry won the race
     return search
 
 

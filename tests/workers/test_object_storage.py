@@ -72,9 +72,9 @@ def test_checkpoint_and_bundle_round_trip_through_the_bucket(s3, alice, client, 
     wait_until(lambda: Search.objects.get(pk=search.pk).state in Search.ENDED_STATES, what="search end")
     candidate = Candidate.objects.get(search=search)
     assert candidate.state == Candidate.State.FINISHED, candidate.error
-    assert candidate.checkpoint_path == f"storage:checkpoints/search-{search.id}/candidate-0.pt"
-    assert s3.keys(f"nasweb/checkpoints/search-{search.id}/") == [
-        f"nasweb/checkpoints/search-{search.id}/candidate-0.pt"]
+    name = f"candidate-0-a{candidate.attempt}.pt"  # named by its claim's attempt
+    assert candidate.checkpoint_path == f"storage:checkpoints/search-{search.id}/{name}"
+    assert s3.keys(f"nasweb/checkpoints/search-{search.id}/") == [f"nasweb/checkpoints/search-{search.id}/{name}"]
     assert not list(checkpoint_dir.rglob("*.pt"))  # the worker kept no copy: the bucket has it
 
     client.force_login(alice)

@@ -174,6 +174,7 @@ export class Leaderboard {
         q.page = 1;
       });
     });
+    $("lb-nomatch-clear").addEventListener("click", () => $("lb-clear").click());
     $("lb-clear").addEventListener("click", () => {
       this.change((q) => { const d = defaultQuery(); for (const k of Object.keys(d)) if (k !== "sort") q[k] = d[k]; });
     });
