@@ -22,9 +22,11 @@ C = ("search_id", "candidate_id")
 ACCESS = {
     "login": (PUBLIC, "get", ()),
     "logout": (PUBLIC, "post", ()),
+    "favicon": (PUBLIC, "get", ()),
     "search_list": (LOGIN, "get", ()),
     "search_new": (LOGIN, "get", ()),
     "worker_list": (LOGIN, "get", ()),
+    "search_compare": (LOGIN, "get", ()),
     "dataset_list": (LOGIN, "get", ()),
     "api_tokens": (LOGIN, "get", ()),
     "api-me": (LOGIN, "get", ()),
@@ -146,3 +148,13 @@ def test_lists_show_another_user_nothing_of_alices(name, world, bob):
     assert response.status_code == 200
     if not name.startswith("api-schema") and not name.startswith("api-docs"):
         assert "alice&#x27;s" not in response.content.decode() and "alice's" not in response.content.decode()
+
+
+def test_the_comparison_page_shows_another_users_search_to_nobody(world, bob):
+    client = Client()
+    client.force_login(bob)
+    sid = world["search_id"]
+    page = client.get(reverse("search_compare"), {"s": [sid], "decisions": sid}).content.decode()
+    assert world["search"].name not in page
+    client.force_login(world["search"].owner)
+    assert world["search"].name in client.get(reverse("search_compare"), {"s": [sid]}).content.decode()
