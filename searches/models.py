@@ -132,7 +132,13 @@ class Candidate(models.Model):
                    models.Index(fields=["search", "-test_accuracy"]),
                    models.Index(fields=["search", "-epochs_done"]),
                    models.Index(fields=["search", "state"]),
-                   models.Index(fields=["state", "heartbeat_at"])]
+                   models.Index(fields=["state", "heartbeat_at"]),
+                   # The Pareto scatter of each cost reads one search's finished rows from its
+                   # own index alone, already in the order its front sweep needs (cheapest first,
+                   # the most accurate first among equal costs): no heap, no sort.
+                   *[models.Index(fields=["search", "state", column, "-best_val_accuracy"],
+                                  include=["id", "index", "on_pareto_front"], name=f"candidate_scatter_{column}")
+                     for column in ("param_count", "flops", "latency_ms")]]
 
     def __str__(self):
         return f"candidate {self.index} of search {self.search_id}"
