@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 
 from django import forms
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 
 from . import events
 from .models import Candidate, Search
@@ -206,6 +206,28 @@ def leaderboard_queryset(search: Search, query: LeaderboardQuery):
     return qs.order_by(order, "index") if field != "index" else qs.order_by(order)
 
 
+def _rows_between(part, count: int, start: int, stop: int) -> list:
+    """Rows ``start:stop`` of ``part``, an ordered queryset of ``count`` rows. Past its middle
+    they are read from the far end (the order reversed, a small offset from the last row, and
+    put back in order here), so the last page seeks like the first instead of skipping every
+    row before it."""
+    start, stop = max(0, start), min(count, stop)
+    if start >= stop:
+        return []
+    if start > count - stop:
+        return list(_light(part.reverse())[count - stop:count - start])[::-1]
+    return list(_light(part)[start:stop])
+
+
+def _counts(qs, field: str) -> tuple[int, int | None]:
+    """How many rows the board has and, sorted by validation accuracy, how many have one: one
+    query either way (both counts read the ``(search, -best_val_accuracy)`` index)."""
+    if field != "best_val_accuracy":
+        return qs.count(), None
+    got = qs.aggregate(total=Count("*"), scored=Count("best_val_accuracy"))
+    return got["total"], got["scored"]
+
+
 def leaderboard_page(search: Search, query: LeaderboardQuery | None = None) -> dict:
     """One page of the leaderboard: at most ``page_size`` rows, whatever the search's size.
     A page past the end shows the last.
@@ -213,26 +235,26 @@ def leaderboard_page(search: Search, query: LeaderboardQuery | None = None) -> d
     Sorted by validation accuracy (the default), the candidates that have one are read through
     the ``(search, -best_val_accuracy)`` index and those without one follow by index, so the
     first pages cost a few index reads even at 50,000 candidates. Other keys sort in Postgres.
+    Pages in the back half are read backwards from the end (see ``_rows_between``): the last
+    page is as cheap as the first. The rows are counted once.
     """
     query = query or LeaderboardQuery()
     qs = leaderboard_queryset(search, query)
     field = SORTS[query.sort.lstrip("-")]
     size = query.page_size
-    total = qs.count()
-    if field == "best_val_accuracy":  # an index-only count, like the total's
-        scored = qs.filter(best_val_accuracy__isnull=False).count()
+    total, scored = _counts(qs, field)
     pages = max(1, -(-total // size))
     page = min(query.page, pages)
     offset = (page - 1) * size
     if field == "best_val_accuracy":
         best = F(field).desc() if query.sort.startswith("-") else F(field).asc()
-        found = list(_light(qs.filter(best_val_accuracy__isnull=False).order_by(best, "index"))[offset:offset + size]
-                     if offset < scored else [])
-        if len(found) < size:
-            start = max(0, offset - scored)
-            found += list(_light(qs.filter(best_val_accuracy__isnull=True).order_by("index"))
-                          [start:start + size - len(found)])
+        parts = [(qs.filter(best_val_accuracy__isnull=False).order_by(best, "index"), scored),
+                 (qs.filter(best_val_accuracy__isnull=True).order_by("index"), total - scored)]
     else:
-        found = list(_light(qs)[offset:offset + size])
+        parts = [(qs, total)]
+    found, before = [], 0
+    for part, count in parts:
+        found += _rows_between(part, count, offset - before, offset + size - before)
+        before += count
     return {"rows": [events.candidate_data(c) for c in found], "total": total, "page": page, "pages": pages,
             "page_size": size, "offset": offset, "query": dict(query.as_dict(), page=page)}
