@@ -15,7 +15,7 @@ from .datasets_catalog import available_datasets
 from .models import Candidate, EpochMetric, Search, Worker
 from .nas import pareto
 from .selectors_leaderboard import (DEFAULT_SORT, HEAVY_FIELDS, LEADERBOARD_PAGE_SIZE, MAX_PAGE_SIZE,  # noqa: F401
-                                    SORTS, LeaderboardForm, LeaderboardQuery, _light, leaderboard_page,
+                                    SORTS, BoardPaginator, LeaderboardForm, LeaderboardQuery, _light, leaderboard_page,
                                     leaderboard_queryset, resolve_uses, space_of, uses_options)
 from .selectors_deliverables import (api_token_digest, api_token_get_for, api_token_lookup, api_tokens_for,  # noqa: F401
                                      bundle_of, candidate_rows_in_batches, dataset_get_for, dataset_searches,

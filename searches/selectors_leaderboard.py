@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 
 from django import forms
+from django.core.paginator import Paginator
 from django.db.models import Count, F, Q
 
 from . import events
@@ -206,7 +207,7 @@ def leaderboard_queryset(search: Search, query: LeaderboardQuery):
     return qs.order_by(order, "index") if field != "index" else qs.order_by(order)
 
 
-def _rows_between(part, count: int, start: int, stop: int) -> list:
+def rows_between(part, count: int, start: int, stop: int) -> list:
     """Rows ``start:stop`` of ``part``, an ordered queryset of ``count`` rows. Past its middle
     they are read from the far end (the order reversed, a small offset from the last row, and
     put back in order here), so the last page seeks like the first instead of skipping every
@@ -217,6 +218,19 @@ def _rows_between(part, count: int, start: int, stop: int) -> list:
     if start > count - stop:
         return list(_light(part.reverse())[count - stop:count - start])[::-1]
     return list(_light(part)[start:stop])
+
+
+class BoardPaginator(Paginator):
+    """Django's paginator (page numbers, counted once) whose pages past the middle are read
+    backwards from the end, as the page's leaderboard reads them: for the API's candidate list."""
+
+    def page(self, number):
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        top = bottom + self.per_page
+        if top + self.orphans >= self.count:
+            top = self.count
+        return self._get_page(rows_between(self.object_list, self.count, bottom, top), number, self)
 
 
 def _counts(qs, field: str) -> tuple[int, int | None]:
@@ -235,7 +249,7 @@ def leaderboard_page(search: Search, query: LeaderboardQuery | None = None) -> d
     Sorted by validation accuracy (the default), the candidates that have one are read through
     the ``(search, -best_val_accuracy)`` index and those without one follow by index, so the
     first pages cost a few index reads even at 50,000 candidates. Other keys sort in Postgres.
-    Pages in the back half are read backwards from the end (see ``_rows_between``): the last
+    Pages in the back half are read backwards from the end (see ``rows_between``): the last
     page is as cheap as the first. The rows are counted once.
     """
     query = query or LeaderboardQuery()
@@ -254,7 +268,7 @@ def leaderboard_page(search: Search, query: LeaderboardQuery | None = None) -> d
         parts = [(qs, total)]
     found, before = [], 0
     for part, count in parts:
-        found += _rows_between(part, count, offset - before, offset + size - before)
+        found += rows_between(part, count, offset - before, offset + size - before)
         before += count
     return {"rows": [events.candidate_data(c) for c in found], "total": total, "page": page, "pages": pages,
             "page_size": size, "offset": offset, "query": dict(query.as_dict(), page=page)}

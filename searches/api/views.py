@@ -63,8 +63,12 @@ class Pagination(PageNumberPagination):
     max_page_size = 500
 
 
-def _paginated(view, request, queryset, serializer_class, context=None):
-    paginator = Pagination()
+class BoardPagination(Pagination):
+    django_paginator_class = selectors.BoardPaginator  # the last page read from the end
+
+
+def _paginated(view, request, queryset, serializer_class, context=None, paginator=None):
+    paginator = paginator or Pagination()
     page = paginator.paginate_queryset(queryset, request, view=view)
     data = serializer_class(page, many=True, context={"request": request, **(context or {})}).data
     return paginator.get_paginated_response(data)
@@ -243,7 +247,7 @@ class CandidateListView(APIView):
                                              f"{', '.join(selectors.Candidate.State.values)}."]})
         query = selectors.LeaderboardQuery(sort=sort, states=tuple(states))
         queryset = selectors.leaderboard_queryset(search, query).defer(*selectors.HEAVY_FIELDS)
-        return _paginated(self, request, queryset, CandidateSerializer)
+        return _paginated(self, request, queryset, CandidateSerializer, paginator=BoardPagination())
 
 
 class CandidateDetailView(APIView):

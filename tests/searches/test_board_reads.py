@@ -84,3 +84,22 @@ def test_the_scatter_of_a_search_without_finished_candidates_is_empty(alice):
     search = make_search(alice, n=5, running=5, queued=0)
     data = selectors.scatter_points(search, "latency")
     assert data == {"x": "latency", "total": 0, "sampled": False, "finished": 0, "points": [], "front": []}
+
+
+@pytest.mark.parametrize("sort", ["-best", "params"])
+def test_the_api_reads_its_last_candidate_page_from_the_end(board, alice, sort):
+    from django.urls import reverse
+    from factories import client_with
+
+    from searches import services
+
+    api = client_with(services.api_token_create(owner=alice, name="laptop")[1])
+    url = reverse("api-candidate-list", args=[board.id])
+    expected = reference_order(rows(board), sort)
+    with CaptureQueriesContext(connection) as captured:
+        body = api.get(url, {"sort": sort, "page_size": 7, "page": 18}).json()
+    assert body["count"] == 120 and body["next"] is None
+    assert [c["id"] for c in body["results"]] == expected[119:]
+    assert all(n < 7 for n in _offsets(captured.captured_queries))
+    middle = api.get(url, {"sort": sort, "page_size": 7, "page": 11}).json()
+    assert [c["id"] for c in middle["results"]] == expected[70:77]
