@@ -434,6 +434,8 @@ def server_side(search) -> dict:
         "leaderboard_page_ms": timed(lambda: selectors.leaderboard_page(search)),
         "deep_page_params_ms": timed(lambda: selectors.leaderboard_page(
             search, selectors.LeaderboardQuery.from_params({"sort": "params", "page": "400"}))),
+        "last_page_params_ms": timed(lambda: selectors.leaderboard_page(
+            search, selectors.LeaderboardQuery.from_params({"sort": "params", "page": str(10**7)}))),
         "scatter_ms": timed(lambda: selectors.scatter_points(search), 3),
     }
 
@@ -447,6 +449,27 @@ def _bench_search(user, n: int, epochs: int):
         objectives=[{"metric": "val_accuracy", "direction": "max"}, {"metric": "params", "direction": "min"}])
 
 
+def _server_only(user, args, db_url: str, own_db: str | None) -> int:
+    """``--server-only``: each size filled, analysed as autovacuum would, then ``server_side``."""
+    from django.db import connection, connections
+
+    out = {"machine": {"cpus": os.cpu_count(), "load_avg_start": list(os.getloadavg())}, "sizes": []}
+    try:
+        for n in args.sizes:
+            search = _bench_search(user, n, args.epochs)
+            fill_search(search, n, epochs=args.epochs, seed=n, running=64, queued=0)
+            with connection.cursor() as cur:
+                cur.execute("VACUUM ANALYZE")
+            out["sizes"].append(dict(candidates=n, **server_side(search)))
+    finally:
+        connections.close_all()
+        if own_db and not args.keep_db:
+            _drop_database(own_db)
+    out["machine"]["load_avg_end"] = list(os.getloadavg())
+    print(json.dumps(out, indent=1))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000])
@@ -458,6 +481,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--fill-only", action="store_true",
                         help="fill the searches, keep the database, measure nothing (to look at query plans)")
+    parser.add_argument("--server-only", action="store_true",
+                        help="fill each size and time the selectors alone (no browser, no server); "
+                             "prints JSON, writes no results file")
     args = parser.parse_args(argv)
 
     # bench/run_all.py hands over a migrated database of its own; alone, this makes (and drops) one.
@@ -486,6 +512,8 @@ def main(argv=None) -> int:
     call_command("migrate", verbosity=0)
     username = f"bench-dashboard-{os.getpid()}"
     user = get_user_model().objects.create_user(username, password="bench password 1")
+    if args.server_only:
+        return _server_only(user, args, db_url, own_db)
     if args.fill_only:
         for n in args.sizes:
             search = _bench_search(user, n, args.epochs)
