@@ -293,7 +293,7 @@ def pareto_front_ids(points: list[tuple], metric_index: int) -> set[int]:
     return {p[0] for p in pareto.front_2d(points, value=lambda p: p[1], cost=lambda p: p[metric_index])}
 
 
-# One pass in Postgres: the total, the finished count, and only the rows the page will draw.
+# One query: the total, the finished count, and only the rows the page will draw (``picked``).
 # ``best_cheaper`` is the best accuracy of any row at most as costly (cheapest first, the more
 # accurate first among equal costs), so ``acc >= best_cheaper`` keeps every row nothing cheaper
 # beats on accuracy: a few rows more than the front, never fewer. The front itself is then
@@ -305,16 +305,19 @@ _SCATTER_SQL = """
                    ORDER BY {column}, best_val_accuracy DESC ROWS UNBOUNDED PRECEDING) AS maybe
         FROM {table} WHERE search_id = %(search)s AND state = %(state)s),
     n AS (SELECT count(*) AS finished,
-                 count(*) FILTER (WHERE acc IS NOT NULL AND cost IS NOT NULL) AS total FROM f),
+                 count(*) FILTER (WHERE acc IS NOT NULL AND cost IS NOT NULL) AS total,
+                 max(index) FILTER (WHERE acc IS NOT NULL AND cost IS NOT NULL) + 1 AS span FROM f),
     top AS (SELECT coalesce(min(acc), '-infinity') AS acc
             FROM (SELECT acc FROM f WHERE acc IS NOT NULL AND cost IS NOT NULL
                   ORDER BY acc DESC LIMIT %(top)s) best)
-    SELECT f.id, f.acc, f.cost, f.index, f.on_pareto_front, f.maybe, n.total, n.finished
-    FROM f, n, top
-    WHERE f.acc IS NOT NULL AND f.cost IS NOT NULL
-      AND (n.total <= %(limit)s OR f.on_pareto_front OR f.maybe OR f.acc >= top.acc
-           OR f.index %% GREATEST(1, CEIL(n.total::numeric / %(room)s)::int) = 0)
-    ORDER BY f.index"""
+    SELECT * FROM (
+        SELECT f.id, f.acc, f.cost, f.index, f.on_pareto_front, f.maybe, n.total, n.finished,
+               n.total <= %(limit)s OR f.on_pareto_front OR f.acc >= top.acc
+               OR f.index %% GREATEST(1, CEIL(n.span::numeric / %(room)s)::int) = 0 AS picked
+        FROM f, n, top
+        WHERE f.acc IS NOT NULL AND f.cost IS NOT NULL) drawn
+    WHERE picked OR maybe
+    ORDER BY index"""
 
 
 def scatter_points(search: Search, x: str = "params", limit: int = 2000) -> dict:
@@ -335,6 +338,8 @@ def scatter_points(search: Search, x: str = "params", limit: int = 2000) -> dict
         search_id=search.id, state=Candidate.State.FINISHED).count()
     maybe = [r for r in rows if r[5]]
     front = [r[0] for r in pareto.front_2d(maybe, value=lambda r: r[1], cost=lambda r: r[2])]  # cheapest first
+    on_front = set(front)
+    rows = [r for r in rows if r[8] or r[0] in on_front]  # not the few "maybe" rows the front left out
     return {
         "x": x if x in SCATTER_METRICS else "params", "total": total, "sampled": total > len(rows), "limit": limit,
         "finished": finished,

@@ -75,6 +75,7 @@ def test_the_sampled_scatter_is_one_query_and_keeps_the_whole_front_with_its_tie
     assert sampled["front"] == full["front"] == front and {a.id, b.id} <= set(front) and c.id not in front
     kept = {p["id"]: p for p in sampled["points"]}
     assert sampled["sampled"] and set(front) <= set(kept) and len(kept) < sampled["total"] == full["total"]
+    assert len(kept) <= 60 + len(front)
     most_accurate = sorted(full["points"], key=lambda p: (-p["best_val_accuracy"], p["index"]))[:15]
     assert {p["id"] for p in most_accurate} <= set(kept)
     assert [p["index"] for p in sampled["points"]] == sorted(p["index"] for p in sampled["points"])
@@ -83,7 +84,7 @@ def test_the_sampled_scatter_is_one_query_and_keeps_the_whole_front_with_its_tie
 def test_the_scatter_of_a_search_without_finished_candidates_is_empty(alice):
     search = make_search(alice, n=5, running=5, queued=0)
     data = selectors.scatter_points(search, "latency")
-    assert data == {"x": "latency", "total": 0, "sampled": False, "finished": 0, "points": [], "front": []}
+    assert data == {"x": "latency", "total": 0, "sampled": False, "limit": 2000, "finished": 0, "points": [], "front": []}
 
 
 @pytest.mark.parametrize("sort", ["-best", "params"])
