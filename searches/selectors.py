@@ -304,10 +304,10 @@ _SCATTER_SQL = """
                best_val_accuracy >= max(best_val_accuracy) OVER (
                    ORDER BY {column}, best_val_accuracy DESC ROWS UNBOUNDED PRECEDING) AS maybe
         FROM {table} WHERE search_id = %(search)s AND state = %(state)s),
-    n AS (SELECT count(*) AS finished,
+    n AS MATERIALIZED (SELECT count(*) AS finished,
                  count(*) FILTER (WHERE acc IS NOT NULL AND cost IS NOT NULL) AS total,
                  max(index) FILTER (WHERE acc IS NOT NULL AND cost IS NOT NULL) + 1 AS span FROM f),
-    top AS (SELECT coalesce(min(acc), '-infinity') AS acc
+    top AS MATERIALIZED (SELECT coalesce(min(acc), '-infinity') AS acc
             FROM (SELECT acc FROM f WHERE acc IS NOT NULL AND cost IS NOT NULL
                   ORDER BY acc DESC LIMIT %(top)s) best)
     SELECT * FROM (
