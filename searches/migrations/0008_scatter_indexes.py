@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('searches', '0006_leaderboard_sort_indexes'),
+        ('searches', '0007_ux_candidate_log'),
     ]
 
     operations = [
