@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('searches', '0007_ux_candidate_log'),
+        ('searches', '0008_merge_0007_reliability_0007_ux_candidate_log'),
     ]
 
     operations = [
