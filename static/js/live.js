@@ -2,6 +2,8 @@
 // the log's stored lines come first on a candidate page, so a reload or reconnect misses none).
 // Candidate page: "epoch 2 · batch 13 of 28" and the log, tail-followed like `tail -f`.
 // Search page: a "Training now" list of the running candidates with their progress.
+import { openSocket } from "./lib/socket.js";
+
 const ENDED = new Set(["finished", "failed", "cancelled", "pruned", "skipped", "ended"]);
 const card = document.getElementById("live-card") || document.getElementById("training-now");
 
@@ -55,7 +57,7 @@ function askForGap() {
   gapTimer = setTimeout(() => {
     gapTimer = null;
     gapTries += 1;
-    if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "log", after: complete }));
+    socket?.send({ type: "log", after: complete });
   }, gapTries ? 2500 : 0);
 }
 
@@ -99,18 +101,20 @@ function onSearchEvent(e) {
   document.getElementById("training-now-empty").hidden = list.children.length > 0;
 }
 
-let retryMs = 1000;
-function connect() {
-  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-  const sep = card.dataset.liveWs.includes("?") ? "&" : "?";
-  socket = new WebSocket(scheme + location.host + card.dataset.liveWs + (log ? `${sep}after=${complete}` : ""));
-  socket.onopen = () => { retryMs = 1000; card.dataset.connection = "live"; };
-  socket.onmessage = (m) => (log ? onCandidateEvent : onSearchEvent)(JSON.parse(m.data));
-  socket.onclose = () => {
-    card.dataset.connection = "lost";
-    setTimeout(connect, retryMs);
-    retryMs = Math.min(retryMs * 2, 30000);
-  };
+// The page's own query (a candidate page's `candidate=`) plus, on a candidate page, the last whole
+// log line, recomputed at every reconnect so the server resends only what is missing.
+function liveSocket() {
+  const [path, query = ""] = card.dataset.liveWs.split("?");
+  return openSocket({
+    path, firstRetryMs: 1000, maxRetryMs: 30000,
+    params: () => {
+      const params = new URLSearchParams(query);
+      if (log) params.set("after", complete);
+      return params;
+    },
+    onMessage: log ? onCandidateEvent : onSearchEvent,
+    onStatus: (text, lost) => { card.dataset.connection = lost ? "lost" : "live"; },
+  });
 }
 
-if (card) connect();
+if (card) socket = liveSocket();

@@ -1,8 +1,10 @@
 // Search list: filter (name, state, data set) and sort by any column, kept live by the
 // /ws/searches/ websocket (the server sends the user's rows whenever they change).
+import { openSocket } from "./lib/socket.js";
+
 const box = document.getElementById("search-list-box");
 let rows = JSON.parse(document.getElementById("search-list-data").textContent);
-let sortKey = "created_at", descending = true, retryMs = 1000;
+let sortKey = "created_at", descending = true;
 
 function duration(r) {
   if (!r.started_at) return null;
@@ -85,19 +87,14 @@ document.getElementById("search-list-filters")?.addEventListener("input", render
 document.getElementById("search-list-filters")?.addEventListener("submit", (e) => { e.preventDefault(); render(); });
 
 function connect() {
-  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-  const socket = new WebSocket(scheme + location.host + box.dataset.wsPath);
-  socket.onopen = () => { retryMs = 1000; box.dataset.connection = "live"; document.getElementById("connection").textContent = "live"; };
-  socket.onmessage = (m) => {
-    const event = JSON.parse(m.data);
-    if (event.type === "searches") { rows = event.searches; render(); }
-  };
-  socket.onclose = () => {
-    box.dataset.connection = "lost";
-    document.getElementById("connection").textContent = "live updates paused — reconnecting";
-    setTimeout(connect, retryMs);
-    retryMs = Math.min(retryMs * 2, 30000);
-  };
+  openSocket({
+    path: box.dataset.wsPath, firstRetryMs: 1000, maxRetryMs: 30000,
+    onMessage: (event) => { if (event.type === "searches") { rows = event.searches; render(); } },
+    onStatus: (text, lost) => {
+      box.dataset.connection = lost ? "lost" : "live";
+      document.getElementById("connection").textContent = lost ? "live updates paused — reconnecting" : text;
+    },
+  });
 }
 
 render();

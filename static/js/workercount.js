@@ -1,6 +1,8 @@
 // "2 at once asked, 1 worker online": every [data-worker-count] element on the page, kept live
 // by the workers websocket (the server sends the worker table when it changes; a worker whose
 // heartbeat is older than its timeout is not online). Also tells the form (a "workers" event).
+import { openSocket } from "./lib/socket.js";
+
 const boxes = () => [...document.querySelectorAll("[data-worker-count]")];
 
 function online(rows) {
@@ -39,18 +41,13 @@ export function setAsked(asked) {
   render(Number(boxes()[0]?.dataset.online || 0));
 }
 
-let retryMs = 1000;
 function connect() {
   const first = boxes()[0];
   if (!first) return;
-  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-  const socket = new WebSocket(scheme + location.host + first.dataset.wsPath);
-  socket.onopen = () => { retryMs = 1000; };
-  socket.onmessage = (m) => {
-    const event = JSON.parse(m.data);
-    if (event.type === "workers") render(online(event.workers));
-  };
-  socket.onclose = () => { setTimeout(connect, retryMs); retryMs = Math.min(retryMs * 2, 30000); };
+  openSocket({
+    path: first.dataset.wsPath, firstRetryMs: 1000, maxRetryMs: 30000,
+    onMessage: (event) => { if (event.type === "workers") render(online(event.workers)); },
+  });
 }
 
 if (!window.__naswebWorkerCount) {
