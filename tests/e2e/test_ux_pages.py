@@ -72,6 +72,8 @@ def test_ux_every_page_is_reachable_from_the_navigation_by_clicking(page, daphne
     page.get_by_role("navigation", name="Main").get_by_role("link", name="API docs").click()
     expect(page).to_have_title(re.compile("NASWeb API"))
     page.go_back()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Compare").click()
+    expect(page.get_by_role("heading", name="Compare searches", level=1)).to_be_visible()
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Admin").click()
     expect(page.get_by_role("heading", name="Site administration")).to_be_visible()
 
