@@ -1,11 +1,16 @@
 """Reads of the comparison page: best-so-far curves of several searches, and how each
 architecture decision of one search relates to accuracy. Everything is aggregated or
-sampled in Postgres, so the page gets a bounded answer at 50,000 candidates."""
+sampled in Postgres, so the page gets a bounded answer at 50,000 candidates. The two reads
+over every finished candidate (the decisions' boxes, the parallel-coordinates sample) are
+kept in Django's cache under what the finished candidates are now (their count and the last
+finish), so they are computed once per newly finished candidate, not once per page view."""
 from __future__ import annotations
 
 import json
 
+from django.core.cache import cache
 from django.db import connection
+from django.db.models import Count, Max
 
 from .models import Candidate, Search
 from .selectors import space_of
@@ -15,6 +20,7 @@ CURVE_LIMIT = 2000        # best-so-far points per search (one per improvement)
 PARALLEL_LIMIT = 1000     # candidates drawn in the parallel-coordinates view
 PARALLEL_TOP = 200        # of which the most accurate are always kept
 PICK_LIMIT = 200          # searches offered in the picker
+CACHE_SECONDS = 3600      # a cached read of a search nobody looks at goes after an hour
 
 
 def searches_to_compare(user) -> list[dict]:
@@ -70,9 +76,31 @@ def _box(values: list[float]) -> dict:
     return {"min": values[0], "q1": values[1], "median": values[2], "q3": values[3], "max": values[4]}
 
 
+def _finished(search: Search):
+    return Candidate.objects.filter(search_id=search.id, state=Candidate.State.FINISHED,
+                                    best_val_accuracy__isnull=False)
+
+
+def _cached(name: str, search: Search, compute):
+    """``compute(search)``, or its answer kept from when the search's finished candidates were
+    the same: same count and same last finish (a candidate finishing changes one or the other)."""
+    mark = _finished(search).aggregate(n=Count("id"), last=Max("finished_at"))
+    last = mark["last"].timestamp() if mark["last"] else 0
+    key = f"compare:v1:{name}:{search.id}:{search.created_at.timestamp()}:{mark['n']}:{last}"
+    found = cache.get(key)
+    if found is None:
+        found = compute(search)
+        cache.set(key, found, CACHE_SECONDS)
+    return found
+
+
 def decision_stats(search: Search) -> list[dict]:
     """For each decision of the search's space, per choice: how many finished candidates took
     it and their validation accuracy's five-number summary (min, quartiles, max)."""
+    return _cached("decisions", search, _decision_stats)
+
+
+def _decision_stats(search: Search) -> list[dict]:
     table = Candidate._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(f"""
@@ -117,9 +145,12 @@ def parallel_sample(search: Search) -> dict:
     """Finished candidates for the parallel-coordinates view: the most accurate ones and an
     even sample of the rest, at most ``PARALLEL_LIMIT``. Each row is the index of the choice
     taken for every decision, then the accuracy."""
+    return _cached("parallel", search, _parallel_sample)
+
+
+def _parallel_sample(search: Search) -> dict:
     table = Candidate._meta.db_table
-    finished = Candidate.objects.filter(search_id=search.id, state=Candidate.State.FINISHED,
-                                        best_val_accuracy__isnull=False)
+    finished = _finished(search)
     total = finished.count()
     step = max(1, -(-total // max(1, PARALLEL_LIMIT - PARALLEL_TOP)))
     with connection.cursor() as cursor:
