@@ -43,6 +43,7 @@ def test_the_page_says_it_reconnects_then_resyncs_without_gap_or_duplicate(
         page.fill("#id_max_candidates", "5")
         page.fill("#id_epochs", "8")
         page.fill("#id_parallel", "1")
+        page.get_by_text("Advanced settings").click()  # the seed is an advanced setting
         page.fill("#id_seed", "3")
         page.click("#start-search")
         page.wait_for_url("**/searches/*/")
