@@ -19,6 +19,20 @@ CLOSE_NOT_FOUND = 4404
 RECONCILE_SECONDS = 2.0
 
 
+
+async def _admit_owner(consumer) -> bool:
+    """Set ``consumer.search_id`` from the route and keep the socket only for the search's
+    logged-in owner; anyone else is closed (4401 or 4404). Returns whether it may go on."""
+    user = consumer.scope.get("user")
+    if user is None or not user.is_authenticated:
+        await consumer.close(code=CLOSE_UNAUTHENTICATED)
+        return False
+    consumer.search_id = int(consumer.scope["url_route"]["kwargs"]["search_id"])
+    if not await database_sync_to_async(selectors.search_owned_by)(user, consumer.search_id):
+        await consumer.close(code=CLOSE_NOT_FOUND)
+        return False
+    return True
+
 class SharedReads:
     """Reads of Postgres that every page of a search in this process needs at the same
     moment, made once and shared: fifty pages otherwise queue fifty identical reads on
@@ -87,13 +101,7 @@ class SearchConsumer(AsyncJsonWebsocketConsumer):
     """
 
     async def connect(self):
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
-            return
-        self.search_id = int(self.scope["url_route"]["kwargs"]["search_id"])
-        if not await database_sync_to_async(selectors.search_owned_by)(user, self.search_id):
-            await self.close(code=CLOSE_NOT_FOUND)
+        if not await _admit_owner(self):
             return
         query = {k: v for k, v in parse_qs(self.scope.get("query_string", b"").decode(), keep_blank_values=True).items()}
         self.only_candidate = _ids(query.get("candidate", [""])[0])[:1] or None
@@ -270,13 +278,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         from .events import live_group
 
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
-            return
-        self.search_id = int(self.scope["url_route"]["kwargs"]["search_id"])
-        if not await database_sync_to_async(selectors.search_owned_by)(user, self.search_id):
-            await self.close(code=CLOSE_NOT_FOUND)
+        if not await _admit_owner(self):
             return
         query = parse_qs(self.scope.get("query_string", b"").decode())
         self.candidate = (_ids(query.get("candidate", [""])[0]) or [None])[0]
